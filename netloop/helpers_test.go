@@ -1,0 +1,105 @@
+package netloop_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/enetkit/enetkit/netloop"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// wait is the longest any test waits for one thing to happen on loopback.
+const wait = 10 * time.Second
+
+// start creates a host and runs it until the test ends.
+func start(t *testing.T, addr string, opts ...netloop.Option) *netloop.Host {
+	t.Helper()
+	opts = append([]netloop.Option{netloop.WithLogger(zaptest.NewLogger(t)), netloop.WithDrainTimeout(time.Second)}, opts...)
+	h, err := netloop.New(addr, opts...)
+	if err != nil {
+		t.Fatalf("New(%q): %v", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		// Drain events so that shutdown never waits on this test.
+		go func() {
+			for range h.Events() {
+			}
+		}()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(wait):
+			t.Errorf("Run did not return")
+		}
+	})
+	return h
+}
+
+// next returns the next event, failing the test after a deadline.
+func next(t *testing.T, h *netloop.Host) netloop.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-h.Events():
+		if !ok {
+			t.Fatal("events closed")
+		}
+		return ev
+	case <-time.After(wait):
+		t.Fatal("no event")
+	}
+	return netloop.Event{}
+}
+
+// expect returns the next event, which must be of kind k.
+func expect(t *testing.T, h *netloop.Host, k netloop.Kind) netloop.Event {
+	t.Helper()
+	ev := next(t, h)
+	if ev.Kind != k {
+		t.Fatalf("event %v (%+v), want %v", ev.Kind, ev, k)
+	}
+	return ev
+}
+
+// pair connects a client host to a server host and returns both ends.
+func pair(t *testing.T, channels int, opts ...netloop.Option) (srv, cli *netloop.Host, sp, cp netloop.Peer) {
+	t.Helper()
+	srv = start(t, "127.0.0.1:0", append([]netloop.Option{netloop.WithChannels(channels)}, opts...)...)
+	cli = start(t, "", append([]netloop.Option{netloop.WithChannels(channels)}, opts...)...)
+	cp, err := cli.Connect(ctx(t), srv.Addr().String(), channels, 7)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	if ev := expect(t, cli, netloop.Connect); ev.Peer != cp {
+		t.Fatalf("client connect peer %v, want %v", ev.Peer, cp)
+	}
+	ev := expect(t, srv, netloop.Connect)
+	if ev.Data != 7 {
+		t.Fatalf("connect data %d, want 7", ev.Data)
+	}
+	return srv, cli, ev.Peer, cp
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	return c
+}
+
+func is(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error %v, want %v", err, target)
+	}
+}

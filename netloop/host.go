@@ -1,0 +1,608 @@
+package netloop
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Overflow is what the loop does with a received message when the consumer
+// of Events is so far behind that MaxPending events are already waiting.
+// Connect and Disconnect events are never dropped.
+type Overflow uint8
+
+const (
+	// OverflowDisconnect drops unreliable and unsequenced messages; a reliable
+	// message that does not fit disconnects its peer (Reason ReasonOverflow),
+	// so that no connection ever sees a gap in its reliable stream.
+	// The peer's remaining messages are dropped until its Disconnect event.
+	OverflowDisconnect Overflow = iota
+	// OverflowDrop drops every message that does not fit, reliable or not.
+	OverflowDrop
+)
+
+type config struct {
+	peers, channels   int
+	in, out           uint32
+	log               *zap.Logger
+	eventBuffer       int
+	commandBuffer     int
+	maxPending        int
+	maxBatch          int
+	overflow          Overflow
+	park, drain       time.Duration
+	acceptConnections bool
+}
+
+// Option configures a Host.
+type Option func(*config)
+
+// WithPeers sets the number of peer slots, 1..MaxPeers (default 64).
+func WithPeers(n int) Option { return func(c *config) { c.peers = n } }
+
+// WithChannels sets the host's channel limit, 1..MaxChannels (default 1).
+func WithChannels(n int) Option { return func(c *config) { c.channels = n } }
+
+// WithBandwidth sets the incoming and outgoing bandwidth in bytes/s (default 0, unlimited).
+func WithBandwidth(in, out uint32) Option { return func(c *config) { c.in, c.out = in, out } }
+
+// WithLogger sets the logger (default: no logging).
+func WithLogger(l *zap.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithEventBuffer sets the capacity of the Events channel (default 1024).
+func WithEventBuffer(n int) Option { return func(c *config) { c.eventBuffer = n } }
+
+// WithCommandBuffer sets the capacity of the command channel that carries
+// sends and other calls to the loop (default 1024). Callers block, within
+// their context, while it is full.
+func WithCommandBuffer(n int) Option { return func(c *config) { c.commandBuffer = n } }
+
+// WithMaxPending sets how many events the loop holds for a consumer that has
+// fallen behind, beyond the Events channel's buffer (default 65536), and
+// what it does with received messages beyond that.
+func WithMaxPending(n int, policy Overflow) Option {
+	return func(c *config) { c.maxPending, c.overflow = n, policy }
+}
+
+// WithParkInterval sets the longest time the loop waits inside ENet when it
+// has nothing to do (default 10ms). Commands and datagrams wake it at once;
+// the interval only bounds how late ENet's own timers (retransmissions,
+// pings, timeouts) may run.
+func WithParkInterval(d time.Duration) Option { return func(c *config) { c.park = d } }
+
+// WithDrainTimeout bounds how long shutdown waits for peers to acknowledge
+// their disconnection (default 3s).
+func WithDrainTimeout(d time.Duration) Option { return func(c *config) { c.drain = d } }
+
+func (c *config) validate() error {
+	switch {
+	case c.peers < 1 || c.peers > MaxPeers:
+		return fmt.Errorf("%w: peer count %d, want 1..%d", ErrRange, c.peers, MaxPeers)
+	case c.channels < 1 || c.channels > MaxChannels:
+		return fmt.Errorf("%w: channel count %d, want 1..%d", ErrRange, c.channels, MaxChannels)
+	case c.eventBuffer < 0, c.commandBuffer < 0, c.maxPending < 0:
+		return fmt.Errorf("%w: negative buffer size", ErrRange)
+	case c.park < time.Millisecond || c.park > time.Second:
+		return fmt.Errorf("%w: park interval %v, want 1ms..1s", ErrRange, c.park)
+	case c.drain < 0:
+		return fmt.Errorf("%w: drain timeout %v", ErrRange, c.drain)
+	case c.overflow > OverflowDrop:
+		return fmt.Errorf("%w: overflow policy %d", ErrRange, c.overflow)
+	}
+	return nil
+}
+
+// Host is an ENet host driven by one goroutine, the one running Run. That
+// goroutine alone touches ENet; every other method is safe for concurrent
+// use and talks to it through a command channel. Create it with New.
+type Host struct {
+	cfg  config
+	log  *zap.Logger
+	addr netip.AddrPort
+
+	slots []slot // per peer slot, read by callers to check handles
+
+	cmds   chan command // callers -> loop
+	events chan Event   // loop -> consumer; closed when Run returns
+	stop   chan struct{} // closed when the loop stops taking commands
+	done   chan struct{} // closed when Run has returned (or Close, without Run)
+
+	senders  atomic.Int64 // callers between their stopping check and their push
+	stopping atomic.Bool
+	awake    atomic.Bool // false while the loop is parked in ENet
+	wakeConn *net.UDPConn
+	cookie   [cookieSize]byte
+
+	mu     sync.Mutex // guards c (until Run takes it), started and cancel
+	c      *chost
+	state  int // 0 new, 1 running, 2 closed
+	cancel context.CancelFunc
+}
+
+// slot is what callers may read, lock-free, about a peer slot.
+type slot struct {
+	id       atomic.Uint64 // the current connection's Peer id; 0 = none
+	channels atomic.Uint32 // its channel count; 0 until connected
+}
+
+// New creates an ENet host, the equivalent of lua-enet's host_create.
+// addr is where it listens: "127.0.0.1:8888", "localhost:2232", "*:6767",
+// or "" for a client host that others cannot connect to by a known address
+// (it is bound to an ephemeral port). New binds the socket, so a busy port
+// fails here; it starts no goroutine. Call Run to drive the host, or Close
+// to release it without running.
+func New(addr string, opts ...Option) (*Host, error) {
+	cfg := config{
+		peers: 64, channels: 1,
+		log:         zap.NewNop(),
+		eventBuffer: 1024, commandBuffer: 1024,
+		maxPending: 65536, maxBatch: 256,
+		park: 10 * time.Millisecond, drain: 3 * time.Second,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.log == nil {
+		cfg.log = zap.NewNop()
+	}
+	var bind netip.AddrPort
+	if addr != "" {
+		var err error
+		if bind, err = ParseAddr(context.Background(), addr, true); err != nil {
+			return nil, err
+		}
+	}
+	h := &Host{
+		cfg:    cfg,
+		log:    cfg.log.Named("netloop"),
+		slots:  make([]slot, cfg.peers),
+		cmds:   make(chan command, cfg.commandBuffer),
+		events: make(chan Event, cfg.eventBuffer),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	h.awake.Store(true)
+	if _, err := rand.Read(h.cookie[:]); err != nil {
+		return nil, fmt.Errorf("netloop: wake cookie: %w", err)
+	}
+	if err := initialize(); err != nil {
+		return nil, err
+	}
+	c, err := newCHost(bind, cfg.peers, cfg.channels, cfg.in, cfg.out, cfg.maxBatch, h.cookie[:])
+	if err != nil {
+		deinitialize()
+		return nil, fmt.Errorf("netloop: create host on %q: %w (already listening?)", addr, err)
+	}
+	if h.addr, err = c.localAddr(); err != nil {
+		c.destroy()
+		deinitialize()
+		return nil, fmt.Errorf("netloop: create host on %q: %w", addr, err)
+	}
+	wakeTo := h.addr.Addr()
+	if wakeTo.IsUnspecified() {
+		wakeTo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	if h.wakeConn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(wakeTo, h.addr.Port()))); err != nil {
+		c.destroy()
+		deinitialize()
+		return nil, fmt.Errorf("netloop: wake socket: %w", err)
+	}
+	h.c = c
+	return h, nil
+}
+
+// Run drives the host until ctx is cancelled or Close is called, then shuts
+// down: it sends everything accepted before, disconnects every peer with
+// disconnect_later, waits (at most the drain timeout) for them to
+// acknowledge, delivers their Disconnect events, destroys the ENet host and
+// closes Events. It returns nil after such a clean stop. Run may be called
+// once.
+func (h *Host) Run(ctx context.Context) error {
+	h.mu.Lock()
+	switch h.state {
+	case 1:
+		h.mu.Unlock()
+		return ErrRunning
+	case 2:
+		h.mu.Unlock()
+		return ErrClosed
+	}
+	h.state = 1
+	ctx, cancel := context.WithCancel(ctx)
+	h.cancel = cancel
+	c := h.c
+	h.c = nil
+	h.mu.Unlock()
+	defer cancel()
+
+	stopWake := context.AfterFunc(ctx, h.wake)
+	l := newLoop(h, c)
+	err := l.run(ctx)
+	stopWake()
+	h.wakeConn.Close()
+	deinitialize()
+	close(h.events)
+	close(h.done)
+	return err
+}
+
+// Close stops the host. If Run is running, Close makes it shut down as a
+// cancelled context does, and waits until it has returned; otherwise Close
+// releases the host. Close is idempotent and safe for concurrent use.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	switch h.state {
+	case 0:
+		h.state = 2
+		h.stopping.Store(true)
+		close(h.stop)
+		h.c.destroy()
+		h.c = nil
+		h.wakeConn.Close()
+		deinitialize()
+		close(h.events)
+		close(h.done)
+	case 1:
+		h.cancel()
+	}
+	h.mu.Unlock()
+	<-h.done
+	return nil
+}
+
+// Done is closed when the host has stopped.
+func (h *Host) Done() <-chan struct{} { return h.done }
+
+// Events returns the channel on which the host delivers its events, in the
+// order the loop saw them. It is closed after the last event, when Run
+// returns. For each peer: Connect comes before its Receives, reliable
+// messages come in order per channel, and exactly one Disconnect comes last
+// (for an outgoing connection that fails, the Disconnect, with
+// ReasonConnectFailed, comes without a Connect). Events must be drained: a
+// consumer that falls behind by more than the buffer and MaxPending loses
+// messages according to the Overflow policy.
+func (h *Host) Events() <-chan Event { return h.events }
+
+// CheckEvents returns the next event if one is ready, without waiting: a
+// non-blocking receive on Events (lua-enet's check_events). ok is false if
+// none is ready or Events is closed.
+func (h *Host) CheckEvents() (ev Event, ok bool) {
+	select {
+	case ev, ok = <-h.events:
+		return ev, ok
+	default:
+		return Event{}, false
+	}
+}
+
+// Addr returns the address the host's socket is bound to (lua-enet's
+// get_socket_address). For a client host it is 0.0.0.0 and an ephemeral port.
+func (h *Host) Addr() netip.AddrPort { return h.addr }
+
+// PeerCount returns the number of peer slots (lua-enet's peer_count).
+func (h *Host) PeerCount() int { return len(h.slots) }
+
+// wake makes a parked loop return from ENet. Senders call it after
+// queueing a command; it costs one datagram only when the loop is parked.
+func (h *Host) wake() {
+	if !h.awake.Load() && h.awake.CompareAndSwap(false, true) {
+		h.wakeConn.Write(h.cookie[:]) // an error only means the host is gone
+	}
+}
+
+// submit hands a command to the loop.
+func (h *Host) submit(ctx context.Context, c command) error {
+	h.senders.Add(1)
+	defer h.senders.Add(-1)
+	if h.stopping.Load() {
+		return ErrClosed
+	}
+	select {
+	case h.cmds <- c:
+		h.wake()
+		return nil
+	case <-h.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// do runs fn in the loop and returns its error. If the command was accepted,
+// fn runs even if the host then shuts down.
+func (h *Host) do(ctx context.Context, fn func(l *loop) error) error {
+	res := make(chan error, 1)
+	if err := h.submit(ctx, command{op: opFunc, fn: func(l *loop) { res <- fn(l) }}); err != nil {
+		return err
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// check validates a handle without asking the loop.
+func (h *Host) check(p Peer) error {
+	if p.h != h || p.id == 0 {
+		return ErrForeignPeer
+	}
+	if h.slots[p.Index()].id.Load() != p.id {
+		return ErrStalePeer
+	}
+	return nil
+}
+
+func checkMessage(data []byte, flag Flag) error {
+	switch {
+	case flag > Unreliable:
+		return fmt.Errorf("%w: %d", ErrFlag, flag)
+	case len(data) == 0:
+		return ErrEmpty
+	case len(data) > MaxMessageSize:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxMessageSize)
+	}
+	return nil
+}
+
+// Send queues data for p on channel ch (lua-enet's peer:send). It returns
+// once the loop has the message, without waiting for the network: a nil
+// error means the message is handed to ENet unless the peer goes away
+// first (counted in Stats.SendsRejected). data must not be modified until
+// the message is sent; Send never blocks the loop, only the caller while the
+// command channel is full.
+func (h *Host) Send(ctx context.Context, p Peer, ch uint8, data []byte, flag Flag) error {
+	if err := h.check(p); err != nil {
+		return err
+	}
+	if err := checkMessage(data, flag); err != nil {
+		return err
+	}
+	switch n := h.slots[p.Index()].channels.Load(); {
+	case n == 0:
+		return ErrNotConnected
+	case uint32(ch) >= n:
+		return fmt.Errorf("%w: channel %d, peer has %d", ErrChannel, ch, n)
+	}
+	return h.submit(ctx, command{op: opSend, peer: p, ch: ch, flag: flag, buf: data})
+}
+
+// Broadcast queues data for every connected peer (lua-enet's
+// host:broadcast). Peers with fewer than ch+1 channels are skipped.
+func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) error {
+	if err := checkMessage(data, flag); err != nil {
+		return err
+	}
+	if int(ch) >= h.cfg.channels {
+		return fmt.Errorf("%w: channel %d, host has %d", ErrChannel, ch, h.cfg.channels)
+	}
+	return h.submit(ctx, command{op: opBroadcast, ch: ch, flag: flag, buf: data})
+}
+
+// Connect starts a connection to addr with the given channel count
+// (1..MaxChannels) and connect data (lua-enet's host:connect). The address
+// is resolved in the caller's goroutine. Connect returns the peer at once;
+// its Connect event follows, or a Disconnect with ReasonConnectFailed.
+func (h *Host) Connect(ctx context.Context, addr string, channels int, data uint32) (Peer, error) {
+	if channels < 1 || channels > MaxChannels {
+		return Peer{}, fmt.Errorf("%w: channel count %d, want 1..%d", ErrRange, channels, MaxChannels)
+	}
+	to, err := ParseAddr(ctx, addr, false)
+	if err != nil {
+		return Peer{}, err
+	}
+	var p Peer
+	err = h.do(ctx, func(l *loop) error {
+		var err error
+		p, err = l.connect(to, channels, data)
+		return err
+	})
+	return p, err
+}
+
+// Flush returns once everything queued before it has been handed to the
+// socket (lua-enet's host:flush). The loop flushes after every batch
+// anyway; Flush is for waiting on it.
+func (h *Host) Flush(ctx context.Context) error {
+	return h.do(ctx, func(l *loop) error { l.c.flush(); return nil })
+}
+
+// Disconnect asks p to disconnect (lua-enet's peer:disconnect). Messages
+// still queued for p are dropped by ENet; use DisconnectLater to deliver
+// them first. p's Disconnect event (ReasonLocal) follows when the peer
+// acknowledges, or when it times out.
+func (h *Host) Disconnect(ctx context.Context, p Peer, data uint32) error {
+	return h.disconnect(ctx, p, discNormal, data)
+}
+
+// DisconnectLater disconnects p after everything queued for it has been
+// sent and acknowledged (lua-enet's peer:disconnect_later).
+func (h *Host) DisconnectLater(ctx context.Context, p Peer, data uint32) error {
+	return h.disconnect(ctx, p, discLater, data)
+}
+
+// DisconnectNow disconnects p at once, telling it without waiting for an
+// answer (lua-enet's peer:disconnect_now). Its Disconnect event (ReasonLocal)
+// follows on Events, though ENet itself reports none.
+func (h *Host) DisconnectNow(ctx context.Context, p Peer, data uint32) error {
+	return h.disconnect(ctx, p, discNow, data)
+}
+
+// Reset drops p without telling it (lua-enet's peer:reset); the remote side
+// will time out. Its Disconnect event (ReasonLocal) follows on Events.
+func (h *Host) Reset(ctx context.Context, p Peer) error {
+	return h.disconnect(ctx, p, discReset, 0)
+}
+
+func (h *Host) disconnect(ctx context.Context, p Peer, how int, data uint32) error {
+	if err := h.check(p); err != nil {
+		return err
+	}
+	return h.submit(ctx, command{op: opDisconnect, peer: p, how: uint8(how), data: data})
+}
+
+// peerDo runs fn in the loop for p if p is still current there.
+func (h *Host) peerDo(ctx context.Context, p Peer, fn func(l *loop, idx uint16)) error {
+	if err := h.check(p); err != nil {
+		return err
+	}
+	return h.do(ctx, func(l *loop) error {
+		if !l.current(p) {
+			return ErrStalePeer
+		}
+		fn(l, uint16(p.Index()))
+		return nil
+	})
+}
+
+// PeerInfo returns a snapshot of p's connection: state, connect ID, RTTs,
+// loss, throttle, timeouts (lua-enet's peer:state, connect_id,
+// round_trip_time, last_round_trip_time, timeout, ping_interval getters).
+func (h *Host) PeerInfo(ctx context.Context, p Peer) (PeerInfo, error) {
+	var info PeerInfo
+	err := h.peerDo(ctx, p, func(l *loop, idx uint16) { info = l.peerInfo(idx) })
+	return info, err
+}
+
+// Peers returns a snapshot of every current connection, connected or connecting.
+func (h *Host) Peers(ctx context.Context) ([]PeerInfo, error) {
+	var out []PeerInfo
+	err := h.do(ctx, func(l *loop) error {
+		for i := range l.slots {
+			if l.slots[i].id != 0 {
+				out = append(out, l.peerInfo(uint16(i)))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PeerAt returns the connection in slot i, from 0 (lua-enet's
+// host:get_peer, which counts from 1). It returns ErrStalePeer if the slot
+// is free and ErrRange if i is not a slot.
+func (h *Host) PeerAt(ctx context.Context, i int) (Peer, error) {
+	if i < 0 || i >= len(h.slots) {
+		return Peer{}, fmt.Errorf("%w: peer index %d, host has %d", ErrRange, i, len(h.slots))
+	}
+	var p Peer
+	err := h.do(ctx, func(l *loop) error {
+		if l.slots[i].id == 0 {
+			return ErrStalePeer
+		}
+		p = Peer{h: h, id: l.slots[i].id}
+		return nil
+	})
+	return p, err
+}
+
+// Ping sends a ping to p now (lua-enet's peer:ping); ENet also pings on its own.
+func (h *Host) Ping(ctx context.Context, p Peer) error {
+	return h.peerDo(ctx, p, func(l *loop, idx uint16) { l.c.peerPing(idx) })
+}
+
+// SetPingInterval sets how often ENet pings p when nothing else is sent
+// (lua-enet's peer:ping_interval; 0 means ENet's default, 500ms).
+func (h *Host) SetPingInterval(ctx context.Context, p Peer, d time.Duration) error {
+	v, err := toMS(d)
+	if err != nil {
+		return err
+	}
+	return h.peerDo(ctx, p, func(l *loop, idx uint16) { l.c.setPingInterval(idx, v) })
+}
+
+// SetRTT sets p's mean round trip time estimate (lua-enet's
+// peer:round_trip_time(value)).
+func (h *Host) SetRTT(ctx context.Context, p Peer, d time.Duration) error {
+	v, err := toMS(d)
+	if err != nil {
+		return err
+	}
+	return h.peerDo(ctx, p, func(l *loop, idx uint16) { l.c.setRTT(idx, v) })
+}
+
+// SetLastRTT sets p's last round trip time (lua-enet's
+// peer:last_round_trip_time(value)), to speed up ENet's estimate.
+func (h *Host) SetLastRTT(ctx context.Context, p Peer, d time.Duration) error {
+	v, err := toMS(d)
+	if err != nil {
+		return err
+	}
+	return h.peerDo(ctx, p, func(l *loop, idx uint16) { l.c.setLastRTT(idx, v) })
+}
+
+// ConfigureThrottle sets p's unreliable packet throttle (lua-enet's
+// peer:throttle_configure).
+func (h *Host) ConfigureThrottle(ctx context.Context, p Peer, t Throttle) error {
+	iv, err := toMS(t.Interval)
+	if err != nil {
+		return err
+	}
+	return h.peerDo(ctx, p, func(l *loop, idx uint16) { l.c.setThrottle(idx, iv, t.Acceleration, t.Deceleration) })
+}
+
+// SetTimeout sets when ENet declares p lost (lua-enet's peer:timeout with
+// arguments). A zero field means ENet's default (32, 5s, 30s); unlike
+// lua-enet, an omitted field is not reset to the default silently.
+func (h *Host) SetTimeout(ctx context.Context, p Peer, t Timeout) error {
+	mn, err := toMS(t.Minimum)
+	if err != nil {
+		return err
+	}
+	mx, err := toMS(t.Maximum)
+	if err != nil {
+		return err
+	}
+	if mn != 0 && mx != 0 && mn > mx {
+		return fmt.Errorf("%w: timeout minimum %v above maximum %v", ErrRange, t.Minimum, t.Maximum)
+	}
+	return h.peerDo(ctx, p, func(l *loop, idx uint16) { l.c.setTimeout(idx, t.Limit, mn, mx) })
+}
+
+// SetChannelLimit sets the most channels a future incoming connection may
+// have, 1..MaxChannels, or 0 for the maximum (lua-enet's host:channel_limit).
+func (h *Host) SetChannelLimit(ctx context.Context, n int) error {
+	if n < 0 || n > MaxChannels {
+		return fmt.Errorf("%w: channel limit %d, want 0..%d", ErrRange, n, MaxChannels)
+	}
+	return h.do(ctx, func(l *loop) error { l.c.setChannelLimit(n); return nil })
+}
+
+// SetBandwidthLimit sets the host's incoming and outgoing bandwidth in
+// bytes/s, 0 for unlimited (lua-enet's host:bandwidth_limit, without its
+// bug of using the incoming value for both).
+func (h *Host) SetBandwidthLimit(ctx context.Context, in, out uint32) error {
+	return h.do(ctx, func(l *loop) error { l.c.setBandwidthLimit(in, out); return nil })
+}
+
+// CompressWithRangeCoder enables ENet's range coder for all datagrams the
+// host sends; the peers must enable it too (lua-enet's
+// host:compress_with_range_coder).
+func (h *Host) CompressWithRangeCoder(ctx context.Context) error {
+	return h.do(ctx, func(l *loop) error {
+		if err := l.c.compressWithRangeCoder(); err != nil {
+			return fmt.Errorf("netloop: %w", err)
+		}
+		return nil
+	})
+}
+
+// Stats returns the host's counters (lua-enet's total_sent_data,
+// total_received_data and service_time, and more). The loop keeps ENet's
+// 32-bit totals in 64-bit counters, so they do not wrap.
+func (h *Host) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := h.do(ctx, func(l *loop) error { s = l.stats(); return nil })
+	return s, err
+}

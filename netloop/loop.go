@@ -1,0 +1,430 @@
+package netloop
+
+import (
+	"context"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+type op uint8
+
+const (
+	opSend op = iota
+	opBroadcast
+	opDisconnect
+	opFunc
+)
+
+// command is one unit of work for the loop. Sends, the hot path, are plain
+// values: they allocate nothing on their way.
+type command struct {
+	op   op
+	how  uint8 // opDisconnect: discNormal, discLater, discNow, discReset
+	ch   uint8
+	flag Flag
+	data uint32
+	peer Peer
+	buf  []byte
+	fn   func(*loop)
+}
+
+// peerState is what the loop keeps per slot.
+type peerState struct {
+	id        uint64 // current Peer id, 0 when free
+	connected bool   // its Connect event was emitted
+	closing   Reason // set when this side started the disconnection
+	dropping  bool   // the overflow policy is dropping its messages
+	addr      netip.AddrPort
+	bytesIn   uint64
+	bytesOut  uint64
+	msgsIn    uint64
+	msgsOut   uint64
+}
+
+// loop is the state owned by the goroutine running Host.Run.
+type loop struct {
+	h     *Host
+	c     *chost
+	log   *zap.Logger
+	slots []peerState
+	live  int // slots with a connection (connected or connecting)
+
+	// pending holds events for a consumer that has fallen behind the
+	// channel's buffer: q[head:] in order.
+	q    []Event
+	head int
+
+	st Stats
+}
+
+// nextSeq numbers connections process-wide, so that Peer ids are never reused.
+var nextSeq atomic.Uint64
+
+func newLoop(h *Host, c *chost) *loop {
+	return &loop{h: h, c: c, log: h.log, slots: make([]peerState, len(h.slots))}
+}
+
+func (l *loop) newPeer(idx uint16) Peer {
+	id := nextSeq.Add(1)<<indexBits | uint64(idx)
+	l.slots[idx] = peerState{id: id}
+	l.h.slots[idx].id.Store(id)
+	l.live++
+	return Peer{h: l.h, id: id}
+}
+
+// free forgets the connection in slot idx.
+func (l *loop) free(idx uint16) {
+	l.slots[idx] = peerState{}
+	l.h.slots[idx].channels.Store(0)
+	l.h.slots[idx].id.Store(0)
+	l.live--
+}
+
+func (l *loop) current(p Peer) bool {
+	return p.h == l.h && p.id != 0 && l.slots[p.Index()].id == p.id
+}
+
+func (l *loop) run(ctx context.Context) error {
+	done := ctx.Done()
+	h := l.h
+	park := uint32(h.cfg.park / time.Millisecond)
+	for {
+		select {
+		case <-done:
+			l.shutdown()
+			return nil
+		default:
+		}
+		n := l.drain(h.cfg.maxBatch)
+		l.deliver()
+		timeout := uint32(0)
+		if n < h.cfg.maxBatch {
+			if l.pending() > 0 {
+				timeout = 1 // the consumer is behind: retry soon
+			} else {
+				timeout = park
+			}
+			// Park: from here senders send a wake datagram. Look once more
+			// for a command that came before they could see it.
+			h.awake.Store(false)
+			select {
+			case c := <-h.cmds:
+				h.awake.Store(true)
+				l.exec(c)
+				timeout = 0
+			default:
+			}
+		}
+		evs := l.c.pump(timeout)
+		h.awake.Store(true)
+		l.handle(evs)
+		l.account()
+	}
+}
+
+// drain executes up to max queued commands without waiting.
+func (l *loop) drain(max int) int {
+	for n := 0; n < max; n++ {
+		select {
+		case c := <-l.h.cmds:
+			l.exec(c)
+		default:
+			return n
+		}
+	}
+	return max
+}
+
+func (l *loop) exec(c command) {
+	switch c.op {
+	case opSend:
+		idx := uint16(c.peer.Index())
+		s := &l.slots[idx]
+		if s.id != c.peer.id || !s.connected {
+			l.st.SendsRejected++
+			l.log.Debug("send to a peer that went away", zap.Stringer("peer", c.peer))
+			return
+		}
+		if err := l.c.send(idx, c.ch, c.buf, c.flag.enet()); err != nil {
+			l.st.SendsRejected++
+			l.log.Debug("send refused", zap.Stringer("peer", c.peer), zap.Error(err))
+			return
+		}
+		l.st.SentByFlag[c.flag]++
+		s.msgsOut++
+		s.bytesOut += uint64(len(c.buf))
+	case opBroadcast:
+		n, err := l.c.broadcast(c.ch, c.buf, c.flag.enet())
+		if err != nil {
+			l.log.Warn("broadcast failed", zap.Error(err))
+			return
+		}
+		l.st.Broadcasts++
+		l.st.SentByFlag[c.flag] += uint64(n)
+	case opDisconnect:
+		idx := uint16(c.peer.Index())
+		if l.slots[idx].id != c.peer.id {
+			return // already gone: its Disconnect event is out
+		}
+		l.disconnect(idx, int(c.how), c.data, ReasonLocal)
+	case opFunc:
+		c.fn(l)
+	}
+}
+
+// disconnect starts ending the connection in slot idx. ENet reports no
+// event for disconnect_now and reset, so the loop emits it.
+func (l *loop) disconnect(idx uint16, how int, data uint32, why Reason) {
+	s := &l.slots[idx]
+	if !s.connected {
+		// Still connecting: ENet would only send a disconnect to a peer that
+		// has not answered; drop it and report the failure.
+		l.c.peerDisconnect(idx, discReset, 0)
+		l.ended(idx, ReasonConnectFailed, 0)
+		return
+	}
+	l.c.peerDisconnect(idx, how, data)
+	if how == discNow || how == discReset {
+		l.ended(idx, why, data)
+		return
+	}
+	s.closing = why
+	// No more sends: the connection is on its way out.
+	l.h.slots[idx].channels.Store(0)
+}
+
+func (l *loop) connect(to netip.AddrPort, channels int, data uint32) (Peer, error) {
+	idx, ok := l.c.connect(to, channels, data)
+	if !ok {
+		return Peer{}, ErrNoSlot
+	}
+	p := l.newPeer(idx)
+	l.slots[idx].addr = to
+	return p, nil
+}
+
+// handle turns ENet's events into Events.
+func (l *loop) handle(evs []cevent) {
+	for i := range evs {
+		e := &evs[i]
+		idx := eventPeer(e)
+		s := &l.slots[idx]
+		switch eventType(e) {
+		case cConnect:
+			if s.id == 0 {
+				if l.h.stopping.Load() {
+					l.c.peerDisconnect(idx, discNow, 0) // too late to join
+					continue
+				}
+				l.newPeer(idx) // incoming
+			}
+			s.connected = true
+			s.addr = eventAddr(e)
+			l.h.slots[idx].channels.Store(uint32(e.channels))
+			l.st.Connects++
+			p := Peer{h: l.h, id: s.id}
+			l.log.Debug("connect", zap.Stringer("peer", p), zap.Stringer("addr", s.addr))
+			l.emit(Event{Kind: Connect, Peer: p, Data: uint32(e.data), Addr: s.addr})
+		case cDisconnect:
+			if s.id == 0 {
+				continue // reported already (reset by this side)
+			}
+			why := ReasonTimeout
+			switch {
+			case !s.connected:
+				why = ReasonConnectFailed
+			case e.remote != 0:
+				why = ReasonRemote
+			case s.closing != 0:
+				why = s.closing
+			}
+			l.ended(idx, why, uint32(e.data))
+		case cReceive:
+			if s.id == 0 || !s.connected || s.dropping {
+				l.st.EventsDropped++
+				continue
+			}
+			flag := flagOf(uint32(e.flags))
+			if l.pending() >= l.h.cfg.maxPending {
+				l.overflow(idx, flag)
+				continue
+			}
+			payload := eventPayload(e)
+			s.msgsIn++
+			s.bytesIn += uint64(len(payload))
+			l.st.Receives++
+			l.emit(Event{Kind: Receive, Peer: Peer{h: l.h, id: s.id}, Channel: uint8(e.channel), Flag: flag, Payload: payload})
+		}
+	}
+}
+
+// ended emits the Disconnect event of slot idx and frees it.
+func (l *loop) ended(idx uint16, why Reason, data uint32) {
+	p := Peer{h: l.h, id: l.slots[idx].id}
+	l.st.Disconnects++
+	l.log.Debug("disconnect", zap.Stringer("peer", p), zap.Stringer("reason", why), zap.Uint32("data", data))
+	l.free(idx)
+	l.emit(Event{Kind: Disconnect, Peer: p, Reason: why, Data: data})
+}
+
+// overflow applies the overflow policy to a message that does not fit.
+func (l *loop) overflow(idx uint16, flag Flag) {
+	l.st.EventsDropped++
+	if flag != Reliable || l.h.cfg.overflow == OverflowDrop {
+		return
+	}
+	s := &l.slots[idx]
+	s.dropping = true
+	l.st.PeersDropped++
+	l.log.Warn("consumer too slow: disconnecting peer", zap.Stringer("peer", Peer{h: l.h, id: s.id}), zap.Int("pending", l.pending()))
+	l.disconnect(idx, discNormal, 0, ReasonOverflow)
+}
+
+func (l *loop) pending() int { return len(l.q) - l.head }
+
+// emit delivers ev, or queues it behind those already waiting.
+func (l *loop) emit(ev Event) {
+	if l.head == len(l.q) {
+		select {
+		case l.h.events <- ev:
+			return
+		default:
+		}
+	}
+	l.q = append(l.q, ev)
+}
+
+// deliver moves waiting events into the channel as far as it has room.
+func (l *loop) deliver() {
+	for l.head < len(l.q) {
+		select {
+		case l.h.events <- l.q[l.head]:
+			l.q[l.head] = Event{}
+			l.head++
+		default:
+			return
+		}
+	}
+	l.q, l.head = l.q[:0], 0
+}
+
+// account folds ENet's 32-bit totals into 64-bit counters.
+func (l *loop) account() {
+	t := l.c.takeTotals()
+	l.st.SentBytes += uint64(t.sentData)
+	l.st.SentDatagrams += uint64(t.sentPackets)
+	l.st.ReceivedBytes += uint64(t.receivedData)
+	l.st.ReceivedDatagrams += uint64(t.receivedPackets)
+	l.st.ServiceTime = t.serviceTime
+	l.st.ConnectedPeers = int(t.connected)
+	l.st.Iterations++
+	if l.c.serviceFailed() {
+		// 1.3.17 fails a service call for any datagram over 4096 bytes,
+		// which anyone can send. The datagram is consumed; go on.
+		if n := l.c.serviceErrors(); n&(n-1) == 0 {
+			l.log.Warn("enet_host_service failed (oversized or bad datagram?)", zap.Uint64("count", n))
+		}
+	}
+}
+
+func (l *loop) stats() Stats {
+	s := l.st
+	s.PeerCount = len(l.slots)
+	s.PendingEvents = l.pending()
+	s.QueuedCommands = len(l.h.cmds)
+	s.Malformed = l.c.malformed()
+	s.ServiceErrors = l.c.serviceErrors()
+	s.Wakes = l.c.wakes()
+	return s
+}
+
+func (l *loop) peerInfo(idx uint16) PeerInfo {
+	info := l.c.peerInfo(idx)
+	s := &l.slots[idx]
+	info.Peer = Peer{h: l.h, id: s.id}
+	info.BytesSent, info.BytesReceived = s.bytesOut, s.bytesIn
+	info.MessagesSent, info.MessagesReceived = s.msgsOut, s.msgsIn
+	if !info.Addr.Addr().IsValid() || info.Addr.Port() == 0 {
+		info.Addr = s.addr
+	}
+	return info
+}
+
+// shutdown stops taking commands, runs those accepted, disconnects every
+// peer gracefully, waits for them within the drain timeout, delivers the
+// remaining events within the same bound, and destroys the host.
+func (l *loop) shutdown() {
+	h := l.h
+	h.stopping.Store(true)
+	close(h.stop)
+	// A caller that saw stopping == false may still be pushing: wait for it.
+	for h.senders.Load() > 0 || len(h.cmds) > 0 {
+		if l.drain(len(h.cmds)+1) == 0 {
+			runtime.Gosched()
+		}
+	}
+	for i := range l.slots {
+		if l.slots[i].id != 0 && l.slots[i].closing == 0 {
+			l.disconnect(uint16(i), discLater, 0, ReasonShutdown)
+		}
+	}
+	deadline := time.Now().Add(h.cfg.drain)
+	for l.live > 0 && time.Now().Before(deadline) {
+		l.deliver()
+		l.handle(l.c.pump(5))
+		l.account()
+	}
+	for i := range l.slots {
+		if l.slots[i].id != 0 {
+			l.c.peerDisconnect(uint16(i), discNow, 0)
+			l.ended(uint16(i), ReasonShutdown, 0)
+		}
+	}
+	l.c.flush()
+	l.c.destroy()
+	if l.pending() > 0 {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		for l.head < len(l.q) {
+			select {
+			case h.events <- l.q[l.head]:
+				l.head++
+			case <-t.C:
+				n := l.pending()
+				l.log.Warn("events not delivered at shutdown: consumer stopped reading", zap.Int("events", n))
+				return
+			}
+		}
+	}
+}
+
+// ENet's global initialisation, counted so that hosts can come and go.
+var (
+	initMu    sync.Mutex
+	initCount int
+)
+
+func initialize() error {
+	initMu.Lock()
+	defer initMu.Unlock()
+	if initCount == 0 {
+		if err := enetInit(); err != nil {
+			return err
+		}
+	}
+	initCount++
+	return nil
+}
+
+func deinitialize() {
+	initMu.Lock()
+	defer initMu.Unlock()
+	if initCount--; initCount == 0 {
+		enetDeinit()
+	}
+}
