@@ -1,0 +1,88 @@
+// Package netloop drives an ENet 1.3 host (reliable UDP, libenet through
+// github.com/codecat/go-enet) from one goroutine and exposes it as Go
+// channels and methods that are safe for concurrent use.
+//
+// # Usage
+//
+//	h, err := netloop.New("127.0.0.1:6789", netloop.WithPeers(256), netloop.WithChannels(2))
+//	if err != nil { ... }
+//	g, ctx := errgroup.WithContext(ctx)
+//	g.Go(func() error { return h.Run(ctx) })
+//	g.Go(func() error {
+//		for ev := range h.Events() {
+//			switch ev.Kind {
+//			case netloop.Connect:    // ev.Peer, ev.Addr, ev.Data
+//			case netloop.Receive:    // ev.Peer, ev.Channel, ev.Flag, ev.Payload
+//				h.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag)
+//			case netloop.Disconnect: // ev.Peer, ev.Reason, ev.Data
+//			}
+//		}
+//		return nil
+//	})
+//	return g.Wait()
+//
+// Every lua-enet call has an equivalent here; the README lists them.
+//
+// # Ownership
+//
+// ENet has no locks. The goroutine in Run is the only one that calls into
+// ENet or touches its memory: the host, its peers and its packets. Other
+// goroutines send it commands on a buffered channel (a send is a plain value:
+// no allocation on the way) and receive Events on another. A Peer is a
+// handle, never a C pointer: ENet reuses peer slots, and a handle to a
+// connection that has ended returns ErrStalePeer instead of addressing the
+// slot's next occupant. Callers check handles, channels and sizes
+// themselves, lock-free, against a per-slot record the loop publishes, so
+// most bad input fails at once with a clear error.
+//
+// # The loop
+//
+// Each iteration runs up to 256 queued commands, moves waiting events into
+// the Events channel, then calls enet_host_service once and drains every
+// event ENet has already dispatched with enet_host_check_events. The
+// service call also sends everything queued. Received payloads are copied
+// once, into Go memory the consumer owns; packets are freed in C at the
+// next service call, so a receive costs one allocation and no extra cgo call.
+// A send costs one copy, into the ENet packet.
+//
+// # Waking without spinning
+//
+// With nothing to do, the loop parks inside enet_host_service for up to the
+// park interval (10ms by default), so datagrams from peers are handled the
+// moment they arrive and an idle host costs almost nothing. A caller that
+// queues a command while the loop is parked sends the host a 16-byte
+// datagram holding the host's random cookie, from a socket of its own; the
+// host's intercept callback consumes it and makes enet_host_service return
+// at once. An atomic flag limits this to one datagram per parked period, so
+// a busy loop pays nothing. The park interval only bounds how late ENet's
+// own timers (retransmissions, pings, timeouts) may run.
+//
+// # Events and slow consumers
+//
+// Events arrive on one channel, in the order the loop saw them, which keeps
+// each peer's order: its Connect, then its messages (reliable ones in order
+// per channel), then exactly one Disconnect, including for DisconnectNow and
+// Reset, for which ENet itself reports nothing. The loop never blocks on the
+// consumer: events that do not fit the channel wait in a queue of up to
+// WithMaxPending events. Beyond that, received messages are dropped by the
+// Overflow policy (by default a peer whose reliable message is dropped is
+// disconnected, so that no connection sees a gap) and counted in Stats.
+// Connect and Disconnect events are never dropped.
+//
+// # Hostile input
+//
+// ENet drops malformed datagrams itself; the intercept counts them
+// (Stats.Malformed). libenet 1.3.17 makes enet_host_service fail for any
+// datagram over 4096 bytes, which anyone can send; the datagram is consumed
+// by then, so the loop counts the failure (Stats.ServiceErrors), logs it and
+// goes on.
+//
+// # Shutdown
+//
+// When Run's context is cancelled, or Close is called, the host stops
+// taking commands, runs those it accepted, disconnects every peer with
+// disconnect_later (so queued reliable data is delivered first), services
+// until they acknowledge or the drain timeout passes, resets the rest,
+// delivers the remaining events (within the same timeout), destroys the ENet
+// host and closes Events. No goroutine outlives Run.
+package netloop
