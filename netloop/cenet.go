@@ -224,6 +224,21 @@ static int nl_broadcast(ENetHost *h, enet_uint8 ch, const void *data, size_t len
 	return sent;
 }
 
+// nl_multicast sends one packet to the peers in slots idx[0..n), skipping
+// those not connected or without the channel; it returns how many took it.
+static int nl_multicast(ENetHost *h, const enet_uint16 *idx, int n, enet_uint8 ch, const void *data, size_t len, enet_uint32 flags) {
+	ENetPacket *p = enet_packet_create(data, len, flags);
+	if (p == NULL) return -1;
+	int sent = 0;
+	for (int i = 0; i < n; i++) {
+		ENetPeer *peer = &h->peers[idx[i]];
+		if (peer->state != ENET_PEER_STATE_CONNECTED || ch >= peer->channelCount) continue;
+		if (enet_peer_send(peer, ch, p) == 0) sent++;
+	}
+	if (p->referenceCount == 0) enet_packet_destroy(p);
+	return sent;
+}
+
 static int nl_connect(ENetHost *h, enet_uint32 host, enet_uint16 port, size_t channels, enet_uint32 data) {
 	ENetAddress a;
 	a.host = host;
@@ -443,6 +458,18 @@ func (c *chost) broadcast(ch uint8, data []byte, flags uint32) (int, error) {
 	return int(n), nil
 }
 
+// multicast queues one packet, shared, for the peers in the given slots.
+func (c *chost) multicast(idx []uint16, ch uint8, data []byte, flags uint32) (int, error) {
+	if len(idx) == 0 {
+		return 0, nil
+	}
+	n := C.nl_multicast(c.h, (*C.enet_uint16)(unsafe.Pointer(&idx[0])), C.int(len(idx)), C.enet_uint8(ch), unsafe.Pointer(unsafe.SliceData(data)), C.size_t(len(data)), C.enet_uint32(flags))
+	if n < 0 {
+		return 0, errors.New("out of C memory")
+	}
+	return int(n), nil
+}
+
 // connect starts a connection and returns the slot index it uses.
 func (c *chost) connect(to netip.AddrPort, channels int, data uint32) (uint16, bool) {
 	ip := to.Addr().As4()
@@ -475,29 +502,29 @@ func (c *chost) peerInfo(idx uint16) PeerInfo {
 	var o C.nl_peer_info
 	C.nl_peer_info_get(c.h, C.enet_uint16(idx), &o)
 	return PeerInfo{
-		State:                   State(o.state),
-		ConnectID:               uint32(o.connectID),
-		Index:                   int(o.index),
-		Channels:                int(o.channels),
-		Addr:                    addrPort(uint32(o.addrHost), uint16(o.addrPort)),
-		RTT:                     ms(o.rtt),
-		RTTVariance:             ms(o.rttVariance),
-		LastRTT:                 ms(o.lastRTT),
-		LastRTTVariance:         ms(o.lastRTTVariance),
-		LowestRTT:               ms(o.lowestRTT),
-		PacketLoss:              float64(o.packetLoss) / LossScale,
-		PacketLossVariance:      float64(o.packetLossVariance) / LossScale,
-		PacketThrottle:          uint32(o.packetThrottle),
-		PacketThrottleLimit:     uint32(o.packetThrottleLimit),
-		Throttle:                Throttle{Interval: ms(o.throttleInterval), Acceleration: uint32(o.throttleAcceleration), Deceleration: uint32(o.throttleDeceleration)},
-		PingInterval:            ms(o.pingInterval),
-		Timeout:                 Timeout{Limit: uint32(o.timeoutLimit), Minimum: ms(o.timeoutMinimum), Maximum: ms(o.timeoutMaximum)},
-		ReliableDataInTransit:   int(o.reliableInTransit),
-		MTU:                     int(o.mtu),
-		IncomingBandwidth:       uint32(o.incomingBandwidth),
-		OutgoingBandwidth:       uint32(o.outgoingBandwidth),
-		PacketsSent:             uint32(o.packetsSent),
-		PacketsLost:             uint32(o.packetsLost),
+		State:                 State(o.state),
+		ConnectID:             uint32(o.connectID),
+		Index:                 int(o.index),
+		Channels:              int(o.channels),
+		Addr:                  addrPort(uint32(o.addrHost), uint16(o.addrPort)),
+		RTT:                   ms(o.rtt),
+		RTTVariance:           ms(o.rttVariance),
+		LastRTT:               ms(o.lastRTT),
+		LastRTTVariance:       ms(o.lastRTTVariance),
+		LowestRTT:             ms(o.lowestRTT),
+		PacketLoss:            float64(o.packetLoss) / LossScale,
+		PacketLossVariance:    float64(o.packetLossVariance) / LossScale,
+		PacketThrottle:        uint32(o.packetThrottle),
+		PacketThrottleLimit:   uint32(o.packetThrottleLimit),
+		Throttle:              Throttle{Interval: ms(o.throttleInterval), Acceleration: uint32(o.throttleAcceleration), Deceleration: uint32(o.throttleDeceleration)},
+		PingInterval:          ms(o.pingInterval),
+		Timeout:               Timeout{Limit: uint32(o.timeoutLimit), Minimum: ms(o.timeoutMinimum), Maximum: ms(o.timeoutMaximum)},
+		ReliableDataInTransit: int(o.reliableInTransit),
+		MTU:                   int(o.mtu),
+		IncomingBandwidth:     uint32(o.incomingBandwidth),
+		OutgoingBandwidth:     uint32(o.outgoingBandwidth),
+		PacketsSent:           uint32(o.packetsSent),
+		PacketsLost:           uint32(o.packetsLost),
 	}
 }
 
@@ -534,9 +561,11 @@ func (c *chost) setTimeout(idx uint16, limit, min, max uint32) {
 func (c *chost) setThrottle(idx uint16, interval, acc, dec uint32) {
 	C.nl_peer_throttle(c.h, C.enet_uint16(idx), C.enet_uint32(interval), C.enet_uint32(acc), C.enet_uint32(dec))
 }
-func (c *chost) setRTT(idx uint16, v uint32)     { C.nl_set_rtt(c.h, C.enet_uint16(idx), C.enet_uint32(v)) }
-func (c *chost) setLastRTT(idx uint16, v uint32) { C.nl_set_last_rtt(c.h, C.enet_uint16(idx), C.enet_uint32(v)) }
-func (c *chost) setChannelLimit(n int)           { C.enet_host_channel_limit(c.h, C.size_t(n)) }
+func (c *chost) setRTT(idx uint16, v uint32) { C.nl_set_rtt(c.h, C.enet_uint16(idx), C.enet_uint32(v)) }
+func (c *chost) setLastRTT(idx uint16, v uint32) {
+	C.nl_set_last_rtt(c.h, C.enet_uint16(idx), C.enet_uint32(v))
+}
+func (c *chost) setChannelLimit(n int) { C.enet_host_channel_limit(c.h, C.size_t(n)) }
 func (c *chost) setBandwidthLimit(in, out uint32) {
 	C.enet_host_bandwidth_limit(c.h, C.enet_uint32(in), C.enet_uint32(out))
 }
@@ -551,7 +580,7 @@ func eventPayload(e *cevent) []byte {
 	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(e.bytes)), int(e.length))...)
 }
 
-func eventType(e *cevent) int { return int(e._type) }
+func eventType(e *cevent) int    { return int(e._type) }
 func eventPeer(e *cevent) uint16 { return uint16(e.peer) }
 func eventAddr(e *cevent) netip.AddrPort {
 	return addrPort(uint32(e.addrHost), uint16(e.addrPort))

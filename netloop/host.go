@@ -109,8 +109,8 @@ type Host struct {
 
 	slots []slot // per peer slot, read by callers to check handles
 
-	cmds   chan command // callers -> loop
-	events chan Event   // loop -> consumer; closed when Run returns
+	cmds   chan command  // callers -> loop
+	events chan Event    // loop -> consumer; closed when Run returns
 	stop   chan struct{} // closed when the loop stops taking commands
 	done   chan struct{} // closed when Run has returned (or Close, without Run)
 
@@ -388,6 +388,24 @@ func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) 
 		return fmt.Errorf("%w: channel %d, host has %d", ErrChannel, ch, h.cfg.channels)
 	}
 	return h.submit(ctx, command{op: opBroadcast, ch: ch, flag: flag, buf: data})
+}
+
+// Multicast queues data for each of peers with a single command and a
+// single ENet packet that they share: one copy, however many peers. Peers of
+// other hosts and stale peers are skipped, as are peers with fewer than ch+1
+// channels; they count in Stats.SendsRejected. The loop reads peers after
+// Multicast returns: neither peers nor data may be modified afterwards.
+func (h *Host) Multicast(ctx context.Context, peers []Peer, ch uint8, data []byte, flag Flag) error {
+	if err := checkMessage(data, flag); err != nil {
+		return err
+	}
+	if int(ch) >= h.cfg.channels {
+		return fmt.Errorf("%w: channel %d, host has %d", ErrChannel, ch, h.cfg.channels)
+	}
+	if len(peers) == 0 {
+		return nil
+	}
+	return h.submit(ctx, command{op: opMulticast, ch: ch, flag: flag, buf: data, peers: peers})
 }
 
 // Connect starts a connection to addr with the given channel count

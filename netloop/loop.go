@@ -17,20 +17,22 @@ const (
 	opSend op = iota
 	opBroadcast
 	opDisconnect
+	opMulticast
 	opFunc
 )
 
 // command is one unit of work for the loop. Sends, the hot path, are plain
 // values: they allocate nothing on their way.
 type command struct {
-	op   op
-	how  uint8 // opDisconnect: discNormal, discLater, discNow, discReset
-	ch   uint8
-	flag Flag
-	data uint32
-	peer Peer
-	buf  []byte
-	fn   func(*loop)
+	op    op
+	how   uint8 // opDisconnect: discNormal, discLater, discNow, discReset
+	ch    uint8
+	flag  Flag
+	data  uint32
+	peer  Peer
+	buf   []byte
+	peers []Peer // opMulticast
+	fn    func(*loop)
 }
 
 // peerState is what the loop keeps per slot.
@@ -52,7 +54,8 @@ type loop struct {
 	c     *chost
 	log   *zap.Logger
 	slots []peerState
-	live  int // slots with a connection (connected or connecting)
+	live  int      // slots with a connection (connected or connecting)
+	idx   []uint16 // scratch for multicast
 
 	// pending holds events for a consumer that has fallen behind the
 	// channel's buffer: q[head:] in order.
@@ -166,6 +169,23 @@ func (l *loop) exec(c command) {
 		}
 		l.st.Broadcasts++
 		l.st.SentByFlag[c.flag] += uint64(n)
+	case opMulticast:
+		l.idx = l.idx[:0]
+		for _, p := range c.peers {
+			if l.current(p) && l.slots[p.Index()].connected {
+				l.idx = append(l.idx, uint16(p.Index()))
+			} else {
+				l.st.SendsRejected++
+			}
+		}
+		n, err := l.c.multicast(l.idx, c.ch, c.buf, c.flag.enet())
+		if err != nil {
+			l.log.Warn("multicast failed", zap.Error(err))
+			return
+		}
+		l.st.Broadcasts++
+		l.st.SentByFlag[c.flag] += uint64(n)
+		l.st.SendsRejected += uint64(len(l.idx) - n)
 	case opDisconnect:
 		idx := uint16(c.peer.Index())
 		if l.slots[idx].id != c.peer.id {

@@ -1,0 +1,51 @@
+// Package session runs one goroutine per connected peer of a netloop.Host,
+// each serving a Session with a user Handler, in the manner of net/http.
+//
+// # Usage
+//
+//	host, err := netloop.New("*:6789", netloop.WithPeers(1024))
+//	if err != nil { ... }
+//	srv := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+//		for {
+//			m, err := s.Receive(ctx)
+//			if err != nil {
+//				return nil // the session ended (errors.Is(err, session.ErrEnded))
+//			}
+//			if err := s.Send(ctx, m.Channel, m.Data, m.Flag); err != nil {
+//				return err
+//			}
+//		}
+//	}))
+//	return srv.Run(ctx) // runs the host and the sessions; drains on cancel
+//
+// # Guarantees
+//
+// A session sees, strictly in order for its peer, every message received
+// after its connect (with channel and flag), then its end: Receive returns
+// the messages, then an *EndError with the Reason (remote disconnect and its
+// data, timeout, closed, kicked, shutdown, slow consumer, handler error or
+// panic), which is also context.Cause of the session's Context. Session IDs
+// are never reused while the process lives, however ENet reuses its peer
+// slots.
+//
+// # Slow handlers
+//
+// Each session has a bounded inbox (WithInbox). A message that does not fit
+// is never waited for: the SlowPolicy drops it or disconnects the session,
+// counts it in Stats, tells the Observer and logs it. One slow session
+// therefore never stalls the host's loop or another session.
+//
+// # Failures and shutdown
+//
+// A handler that returns an error or panics ends its own session only. When
+// Run's context is cancelled the host drains (see netloop): it stops
+// accepting peers, delivers what was queued, disconnects every peer, and
+// every session ends with Shutdown; Run returns nil after every handler has
+// returned.
+//
+// # Groups
+//
+// A Group is a set of sessions, such as a room. Group.Broadcast reaches all
+// of them with one command to the host's loop and one ENet packet they
+// share. Sessions leave their groups when they end.
+package session

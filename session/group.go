@@ -1,0 +1,104 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/enetkit/enetkit/netloop"
+)
+
+// Group is a set of sessions of one server, such as a room, that can be sent
+// a message with one call. Sessions leave their groups when they end. A
+// Group is safe for concurrent use.
+type Group struct {
+	srv *Server
+
+	mu      sync.Mutex
+	members map[*Session]struct{}
+	peers   atomic.Pointer[[]netloop.Peer] // immutable snapshot for Broadcast
+}
+
+// NewGroup returns an empty group of the server's sessions.
+func (srv *Server) NewGroup() *Group {
+	g := &Group{srv: srv, members: make(map[*Session]struct{})}
+	g.peers.Store(&[]netloop.Peer{})
+	return g
+}
+
+// Add puts s in the group. It returns an error wrapping ErrEnded if s has
+// ended, and ErrForeignSession if s belongs to another server.
+func (g *Group) Add(s *Session) error {
+	if s.srv != g.srv {
+		return ErrForeignSession
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return &EndError{Reason: s.endReason()}
+	}
+	if s.groups == nil {
+		s.groups = make(map[*Group]struct{})
+	}
+	s.groups[g] = struct{}{}
+	g.mu.Lock()
+	g.members[s] = struct{}{}
+	g.publish()
+	g.mu.Unlock()
+	return nil
+}
+
+// Remove takes s out of the group, if it is in it.
+func (g *Group) Remove(s *Session) {
+	s.mu.Lock()
+	delete(s.groups, g)
+	s.mu.Unlock()
+	g.remove(s)
+}
+
+func (g *Group) remove(s *Session) {
+	g.mu.Lock()
+	if _, ok := g.members[s]; ok {
+		delete(g.members, s)
+		g.publish()
+	}
+	g.mu.Unlock()
+}
+
+// publish replaces the broadcast snapshot; g.mu is held.
+func (g *Group) publish() {
+	peers := make([]netloop.Peer, 0, len(g.members))
+	for s := range g.members {
+		peers = append(peers, s.peer)
+	}
+	g.peers.Store(&peers)
+}
+
+// Len returns the number of sessions in the group.
+func (g *Group) Len() int { return len(*g.peers.Load()) }
+
+// Contains reports whether s is in the group.
+func (g *Group) Contains(s *Session) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.members[s]
+	return ok
+}
+
+// Sessions returns the group's members, in no particular order.
+func (g *Group) Sessions() []*Session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]*Session, 0, len(g.members))
+	for s := range g.members {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Broadcast sends data to every member with one command to the host's loop
+// and one ENet packet that all of them share, so data is copied once
+// however large the group. data must not be modified afterwards.
+func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
+	return g.srv.host.Multicast(ctx, *g.peers.Load(), ch, data, flag)
+}

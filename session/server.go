@@ -1,0 +1,310 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/enetkit/enetkit/netloop"
+)
+
+// A Handler serves one session, in the session's own goroutine, from just
+// after its connect. It reads the session's messages with Receive. When it
+// returns nil the session is closed gracefully; when it returns an error or
+// panics, that session alone ends (HandlerError, HandlerPanic), and the
+// server goes on. ctx is the session's Context: a handler must return soon
+// after it is done, since the server's Run waits for every handler.
+type Handler interface {
+	ServeSession(ctx context.Context, s *Session) error
+}
+
+// HandlerFunc adapts an ordinary function to a Handler.
+type HandlerFunc func(ctx context.Context, s *Session) error
+
+// ServeSession calls f(ctx, s).
+func (f HandlerFunc) ServeSession(ctx context.Context, s *Session) error { return f(ctx, s) }
+
+// SlowPolicy is what the server does with a message for a session whose
+// inbox is full. Whatever it does, it never waits: one slow handler must not
+// stall the host or other sessions. Every drop is counted (Stats) and
+// reported to the Observer, and the first per session is logged.
+type SlowPolicy uint8
+
+const (
+	// DropUnreliable drops unreliable and unsequenced messages; a reliable
+	// message that does not fit disconnects the session (SlowConsumer), so a
+	// handler never sees a gap in a reliable stream. The default.
+	DropUnreliable SlowPolicy = iota
+	// Disconnect disconnects the session on the first message that does not fit.
+	Disconnect
+	// DropAll drops any message that does not fit, reliable or not.
+	DropAll
+)
+
+// Observer is told what happens to sessions (package metrics implements it).
+// Its methods are called from the server's goroutines and must not block.
+type Observer interface {
+	SessionStarted(s *Session)
+	SessionEnded(s *Session, end *EndError, lifetime time.Duration)
+	MessageDropped(s *Session, m Message)
+	HandlerFailed(s *Session, err error, panicked bool)
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l *zap.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithInbox sets each session's inbox capacity, in messages (default 256).
+func WithInbox(n int) Option { return func(s *Server) { s.inboxSize = n } }
+
+// WithSlowPolicy sets the slow-consumer policy (default DropUnreliable).
+func WithSlowPolicy(p SlowPolicy) Option { return func(s *Server) { s.policy = p } }
+
+// WithObserver sets an observer of sessions.
+func WithObserver(o Observer) Option { return func(s *Server) { s.obs = o } }
+
+// ErrForeignSession: a session of another server.
+var ErrForeignSession = errors.New("session: session of another server")
+
+// Server runs a goroutine per connected peer of a netloop host, each
+// serving one Session with the Handler. Create it with New and run it with
+// Run.
+type Server struct {
+	host      *netloop.Host
+	handler   Handler
+	log       *zap.Logger
+	inboxSize int
+	policy    SlowPolicy
+	obs       Observer
+
+	sessions map[netloop.Peer]*Session // owned by the goroutine in serve
+	wg       sync.WaitGroup            // session goroutines
+	stats    counters
+}
+
+type counters struct {
+	started, ended, live, dropped, slowClosed, handlerErrors, handlerPanics atomic.Int64
+}
+
+// Stats are a server's counters.
+type Stats struct {
+	Started, Ended, Live int64
+	Dropped             int64 // messages dropped by the slow-consumer policy or after the handler returned
+	SlowDisconnects     int64 // sessions ended by the slow-consumer policy
+	HandlerErrors       int64
+	HandlerPanics       int64
+}
+
+// New returns a server for host's sessions; it starts nothing.
+func New(host *netloop.Host, h Handler, opts ...Option) *Server {
+	srv := &Server{
+		host:      host,
+		handler:   h,
+		log:       zap.NewNop(),
+		inboxSize: 256,
+		sessions:  make(map[netloop.Peer]*Session),
+	}
+	for _, o := range opts {
+		o(srv)
+	}
+	if srv.log == nil {
+		srv.log = zap.NewNop()
+	}
+	if srv.inboxSize < 1 {
+		srv.inboxSize = 1
+	}
+	srv.log = srv.log.Named("session")
+	return srv
+}
+
+// Host returns the server's host.
+func (srv *Server) Host() *netloop.Host { return srv.host }
+
+// Stats returns the server's counters; safe for concurrent use.
+func (srv *Server) Stats() Stats {
+	c := &srv.stats
+	return Stats{
+		Started: c.started.Load(), Ended: c.ended.Load(), Live: c.live.Load(),
+		Dropped: c.dropped.Load(), SlowDisconnects: c.slowClosed.Load(),
+		HandlerErrors: c.handlerErrors.Load(), HandlerPanics: c.handlerPanics.Load(),
+	}
+}
+
+// Run runs the host and the sessions until ctx is cancelled or the host
+// fails. On cancel it drains: the host stops accepting connections,
+// disconnects every peer after delivering what was queued for it (bounded by
+// the host's drain timeout), every session ends with Shutdown, and Run
+// returns nil once every handler has returned. To run services of your own
+// beside it, put Run in the same errgroup:
+//
+//	g, ctx := errgroup.WithContext(ctx)
+//	g.Go(func() error { return srv.Run(ctx) })
+//	g.Go(func() error { return myService(ctx) })
+//	return g.Wait()
+func (srv *Server) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.host.Run(gctx) })
+	g.Go(func() error {
+		srv.Serve(srv.host.Events())
+		return nil
+	})
+	return g.Wait()
+}
+
+// Serve consumes a host's events until the channel closes and waits for
+// every session's handler to return. Run calls it; call it yourself only to
+// run the host in another way.
+func (srv *Server) Serve(events <-chan netloop.Event) {
+	for ev := range events {
+		switch ev.Kind {
+		case netloop.Connect:
+			srv.start(ev)
+		case netloop.Receive:
+			if s := srv.sessions[ev.Peer]; s != nil {
+				srv.deliver(s, Message{Channel: ev.Channel, Flag: ev.Flag, Data: ev.Payload})
+			}
+		case netloop.Disconnect:
+			if s := srv.sessions[ev.Peer]; s != nil {
+				delete(srv.sessions, ev.Peer)
+				srv.finish(s, ev)
+			}
+		}
+	}
+	srv.wg.Wait()
+}
+
+func (srv *Server) start(ev netloop.Event) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s := &Session{
+		srv: srv, peer: ev.Peer, addr: ev.Addr, data: ev.Data, started: time.Now(),
+		inbox: make(chan Message, srv.inboxSize),
+		ctx:   ctx, cancel: cancel,
+	}
+	srv.sessions[ev.Peer] = s
+	srv.stats.started.Add(1)
+	srv.stats.live.Add(1)
+	srv.log.Info("session started", zap.Uint64("session", s.ID()), zap.Stringer("addr", s.addr))
+	if srv.obs != nil {
+		srv.obs.SessionStarted(s)
+	}
+	srv.wg.Go(func() { srv.serveSession(s) })
+}
+
+// deliver puts m in s's inbox, or applies the slow-consumer policy.
+func (srv *Server) deliver(s *Session, m Message) {
+	if s.dropping || s.returned.Load() {
+		srv.drop(s, m)
+		return
+	}
+	select {
+	case s.inbox <- m:
+		return
+	default:
+	}
+	srv.drop(s, m)
+	if srv.policy == DropAll || (srv.policy == DropUnreliable && m.Flag != netloop.Reliable) {
+		return
+	}
+	s.dropping = true
+	srv.stats.slowClosed.Add(1)
+	srv.log.Warn("session too slow: disconnecting", zap.Uint64("session", s.ID()), zap.Stringer("addr", s.addr), zap.Int("inbox", cap(s.inbox)))
+	if err := s.closeAs(SlowConsumer, 0); err != nil {
+		srv.log.Warn("disconnect slow session", zap.Uint64("session", s.ID()), zap.Error(err))
+	}
+}
+
+func (srv *Server) drop(s *Session, m Message) {
+	if srv.stats.dropped.Add(1) == 1 || !s.dropping {
+		srv.log.Debug("message dropped", zap.Uint64("session", s.ID()), zap.Uint8("channel", m.Channel), zap.Stringer("flag", m.Flag))
+	}
+	if srv.obs != nil {
+		srv.obs.MessageDropped(s, m)
+	}
+}
+
+// finish ends s on its Disconnect event: the inbox closes after the last
+// message, then the context is cancelled with the reason.
+func (srv *Server) finish(s *Session, ev netloop.Event) {
+	end := &EndError{Reason: Remote, Data: ev.Data}
+	switch ev.Reason {
+	case netloop.ReasonTimeout:
+		end.Reason = Timeout
+	case netloop.ReasonShutdown:
+		end.Reason = Shutdown
+	case netloop.ReasonOverflow:
+		end.Reason = SlowConsumer
+	case netloop.ReasonLocal, netloop.ReasonConnectFailed:
+		end.Reason = s.endReason()
+	}
+	if r := Reason(s.local.Load()); r == HandlerError || r == HandlerPanic {
+		end.Reason = r
+		end.Err = s.handlerErr
+	}
+	s.end = end
+	close(s.inbox)
+	s.cancel(end)
+	s.leaveAll()
+	srv.stats.ended.Add(1)
+	srv.stats.live.Add(-1)
+	life := time.Since(s.started)
+	lvl := zap.InfoLevel
+	if end.Reason == HandlerError || end.Reason == HandlerPanic || end.Reason == SlowConsumer {
+		lvl = zap.WarnLevel
+	}
+	srv.log.Log(lvl, "session ended", zap.Uint64("session", s.ID()), zap.Stringer("addr", s.addr),
+		zap.Stringer("reason", end.Reason), zap.Uint32("data", end.Data), zap.Duration("lifetime", life), zap.Error(end.Err))
+	if srv.obs != nil {
+		srv.obs.SessionEnded(s, end, life)
+	}
+}
+
+// endReason is the reason this side recorded, or Closed.
+func (s *Session) endReason() Reason {
+	if r := Reason(s.local.Load()); r != 0 {
+		return r
+	}
+	return Closed
+}
+
+func (srv *Server) serveSession(s *Session) {
+	var err error
+	panicked := false
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				panicked = true
+				err = fmt.Errorf("panic: %v", r)
+				srv.log.Error("handler panicked", zap.Uint64("session", s.ID()), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			}
+		}()
+		err = srv.handler.ServeSession(s.ctx, s)
+	}()
+	s.returned.Store(true)
+	if s.ctx.Err() != nil {
+		return // ended already; a handler's error after its end is not a failure
+	}
+	switch {
+	case panicked:
+		srv.stats.handlerPanics.Add(1)
+		s.fail(HandlerPanic, err)
+	case err != nil:
+		srv.stats.handlerErrors.Add(1)
+		srv.log.Warn("handler failed", zap.Uint64("session", s.ID()), zap.Error(err))
+		s.fail(HandlerError, err)
+	default:
+		s.Close()
+		return
+	}
+	if srv.obs != nil {
+		srv.obs.HandlerFailed(s, err, panicked)
+	}
+}
