@@ -98,10 +98,10 @@ type counters struct {
 // Stats are a server's counters.
 type Stats struct {
 	Started, Ended, Live int64
-	Dropped             int64 // messages dropped by the slow-consumer policy or after the handler returned
-	SlowDisconnects     int64 // sessions ended by the slow-consumer policy
-	HandlerErrors       int64
-	HandlerPanics       int64
+	Dropped              int64 // messages dropped by the slow-consumer policy or after the handler returned
+	SlowDisconnects      int64 // sessions ended by the slow-consumer policy
+	HandlerErrors        int64
+	HandlerPanics        int64
 }
 
 // New returns a server for host's sessions; it starts nothing.

@@ -1,0 +1,322 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/session"
+)
+
+// Message is one routed message. It is valid only during the handler call:
+// a handler that keeps Payload must keep the slice, not the *Message.
+type Message struct {
+	Session *session.Session
+	Type    uint32 // 0 for messages routed by channel
+	Channel uint8
+	Flag    netloop.Flag
+	Payload []byte // without the type prefix; owned by the handler
+}
+
+// A Handler handles one message. An error it returns ends the message's
+// session (session.HandlerError), except errors wrapping ErrDecode or
+// ErrRateLimited, which the Mux's bad-message Policy handles.
+type Handler interface {
+	ServeMessage(ctx context.Context, m *Message) error
+}
+
+// HandlerFunc adapts an ordinary function to a Handler.
+type HandlerFunc func(ctx context.Context, m *Message) error
+
+// ServeMessage calls f(ctx, m).
+func (f HandlerFunc) ServeMessage(ctx context.Context, m *Message) error { return f(ctx, m) }
+
+// Middleware wraps a Handler.
+type Middleware func(Handler) Handler
+
+// Policy is what a Mux does with a bad message: an unknown type, a
+// malformed prefix, a payload its codec cannot decode, a message over the
+// size limit, or one over the rate limit. Every bad message is counted
+// (Stats) and reported to the Observer.
+type Policy uint8
+
+const (
+	// Drop drops the message and goes on. The default.
+	Drop Policy = iota
+	// Disconnect ends the session, with an error wrapping the reason
+	// (session.HandlerError).
+	Disconnect
+)
+
+// Errors for bad messages, besides ErrMalformed.
+var (
+	// ErrUnknownType: no handler for the message's type.
+	ErrUnknownType = errors.New("dispatch: unknown message type")
+	// ErrDecode: the payload could not be decoded.
+	ErrDecode = errors.New("dispatch: undecodable payload")
+	// ErrTooLarge: the message is over the Mux's size limit.
+	ErrTooLarge = errors.New("dispatch: message too large")
+	// ErrRateLimited: the session sends faster than RateLimit allows.
+	ErrRateLimited = errors.New("dispatch: rate limit exceeded")
+)
+
+// Observer is told about each message (package metrics implements it). Its
+// methods are called from session goroutines and must not block.
+type Observer interface {
+	MessageHandled(typ uint32, d time.Duration, err error)
+	MessageRejected(typ uint32, reason error)
+}
+
+// Option configures a Mux.
+type Option func(*Mux)
+
+// WithMaxSize sets the largest message accepted, in bytes (default 64 KiB).
+func WithMaxSize(n int) Option { return func(m *Mux) { m.maxSize = n } }
+
+// WithPolicy sets the bad-message policy (default Drop).
+func WithPolicy(p Policy) Option { return func(m *Mux) { m.policy = p } }
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l *zap.Logger) Option { return func(m *Mux) { m.log = l } }
+
+// WithObserver sets an observer of messages.
+func WithObserver(o Observer) Option { return func(m *Mux) { m.obs = o } }
+
+// Mux routes each message of a session to the handler registered for its
+// type or, for channels registered with HandleChannel, for its channel. It
+// is a session.Handler: it serves a session's messages one at a time, in
+// order, in the session's goroutine. Register handlers and middleware
+// before the first session starts; the Mux is then read-only and safe for
+// concurrent use.
+type Mux struct {
+	types    map[uint32]Handler
+	channels map[uint8]Handler
+	mw       []Middleware
+	maxSize  int
+	policy   Policy
+	log      *zap.Logger
+	obs      Observer
+
+	freeze sync.Once
+	frozen atomic.Bool
+	stats  muxCounters
+}
+
+type muxCounters struct {
+	handled, failed, unknown, malformed, undecodable, tooLarge, rateLimited atomic.Int64
+}
+
+// Stats are a Mux's counters.
+type Stats struct {
+	Handled     int64 // messages handled, with or without error
+	Failed      int64 // handler errors that ended a session
+	Unknown     int64
+	Malformed   int64
+	Undecodable int64
+	TooLarge    int64
+	RateLimited int64
+}
+
+// NewMux returns an empty Mux.
+func NewMux(opts ...Option) *Mux {
+	m := &Mux{
+		types:    make(map[uint32]Handler),
+		channels: make(map[uint8]Handler),
+		maxSize:  64 << 10,
+		log:      zap.NewNop(),
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.log == nil {
+		m.log = zap.NewNop()
+	}
+	m.log = m.log.Named("dispatch")
+	return m
+}
+
+// Stats returns the Mux's counters.
+func (m *Mux) Stats() Stats {
+	c := &m.stats
+	return Stats{
+		Handled: c.handled.Load(), Failed: c.failed.Load(), Unknown: c.unknown.Load(),
+		Malformed: c.malformed.Load(), Undecodable: c.undecodable.Load(),
+		TooLarge: c.tooLarge.Load(), RateLimited: c.rateLimited.Load(),
+	}
+}
+
+func (m *Mux) mustConfigure(what string) {
+	if m.frozen.Load() {
+		panic("dispatch: " + what + " after the Mux started serving")
+	}
+}
+
+// Handle registers h for messages of type typ. It panics if h is nil, typ
+// is taken, or the Mux is already serving.
+func (m *Mux) Handle(typ uint32, h Handler) {
+	m.mustConfigure("Handle")
+	if h == nil {
+		panic("dispatch: nil handler")
+	}
+	if _, dup := m.types[typ]; dup {
+		panic(fmt.Sprintf("dispatch: multiple registrations for type %d", typ))
+	}
+	m.types[typ] = h
+}
+
+// HandleFunc registers f for messages of type typ.
+func (m *Mux) HandleFunc(typ uint32, f func(ctx context.Context, m *Message) error) {
+	m.Handle(typ, HandlerFunc(f))
+}
+
+// HandleChannel routes every message on ENet channel ch to h, whole: such
+// messages have no type prefix (Type is 0). It panics like Handle.
+func (m *Mux) HandleChannel(ch uint8, h Handler) {
+	m.mustConfigure("HandleChannel")
+	if h == nil {
+		panic("dispatch: nil handler")
+	}
+	if _, dup := m.channels[ch]; dup {
+		panic(fmt.Sprintf("dispatch: multiple registrations for channel %d", ch))
+	}
+	m.channels[ch] = h
+}
+
+// Use adds middleware around every handler; the first added is the
+// outermost. It panics if the Mux is already serving.
+func (m *Mux) Use(mw ...Middleware) {
+	m.mustConfigure("Use")
+	m.mw = append(m.mw, mw...)
+}
+
+// Handle registers fn for messages of type typ whose payload c decodes
+// into a T. A payload that does not decode is a bad message (ErrDecode).
+func Handle[T any](m *Mux, typ uint32, c Codec, fn func(ctx context.Context, s *session.Session, v T) error) {
+	m.Handle(typ, HandlerFunc(func(ctx context.Context, msg *Message) error {
+		var v T
+		if err := c.Unmarshal(msg.Payload, &v); err != nil {
+			return fmt.Errorf("%w: type %d, %s: %v", ErrDecode, msg.Type, c.Name(), err)
+		}
+		return fn(ctx, msg.Session, v)
+	}))
+}
+
+// Send encodes v with c as a message of type typ and sends it to s.
+func Send(ctx context.Context, s *session.Session, ch uint8, flag netloop.Flag, c Codec, typ uint32, v any) error {
+	b, err := Encode(c, typ, v)
+	if err != nil {
+		return err
+	}
+	return s.Send(ctx, ch, b, flag)
+}
+
+// Broadcast encodes v once and sends it to every session of g.
+func Broadcast(ctx context.Context, g *session.Group, ch uint8, flag netloop.Flag, c Codec, typ uint32, v any) error {
+	b, err := Encode(c, typ, v)
+	if err != nil {
+		return err
+	}
+	return g.Broadcast(ctx, ch, b, flag)
+}
+
+// wrap applies the middleware to every handler, once.
+func (m *Mux) wrap() {
+	m.frozen.Store(true)
+	chain := func(h Handler) Handler {
+		for i := len(m.mw) - 1; i >= 0; i-- {
+			h = m.mw[i](h)
+		}
+		return h
+	}
+	for t, h := range m.types {
+		m.types[t] = chain(h)
+	}
+	for c, h := range m.channels {
+		m.channels[c] = chain(h)
+	}
+}
+
+// ServeSession serves s's messages in order until the session ends or a
+// handler fails.
+func (m *Mux) ServeSession(ctx context.Context, s *session.Session) error {
+	m.freeze.Do(m.wrap)
+	msg := &Message{Session: s} // reused: valid only during a handler call
+	for {
+		in, err := s.Receive(ctx)
+		if err != nil {
+			if errors.Is(err, session.ErrEnded) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := m.serve(ctx, msg, in); err != nil {
+			return err
+		}
+	}
+}
+
+func (m *Mux) serve(ctx context.Context, msg *Message, in session.Message) error {
+	msg.Channel, msg.Flag, msg.Type, msg.Payload = in.Channel, in.Flag, 0, in.Data
+	h, ok := m.channels[in.Channel]
+	if !ok {
+		if len(in.Data) > m.maxSize {
+			return m.reject(msg, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(in.Data), m.maxSize))
+		}
+		typ, payload, err := ParseMessage(in.Data)
+		if err != nil {
+			return m.reject(msg, err)
+		}
+		msg.Type, msg.Payload = typ, payload
+		if h, ok = m.types[typ]; !ok {
+			return m.reject(msg, fmt.Errorf("%w: %d", ErrUnknownType, typ))
+		}
+	}
+	var start time.Time
+	if m.obs != nil {
+		start = time.Now()
+	}
+	err := h.ServeMessage(ctx, msg)
+	m.stats.handled.Add(1)
+	if errors.Is(err, ErrDecode) || errors.Is(err, ErrRateLimited) {
+		return m.reject(msg, err)
+	}
+	if m.obs != nil {
+		m.obs.MessageHandled(msg.Type, time.Since(start), err)
+	}
+	if err != nil {
+		m.stats.failed.Add(1)
+		return fmt.Errorf("dispatch: type %d: %w", msg.Type, err)
+	}
+	return nil
+}
+
+// reject applies the policy to a bad message.
+func (m *Mux) reject(msg *Message, why error) error {
+	c := &m.stats
+	switch {
+	case errors.Is(why, ErrUnknownType):
+		c.unknown.Add(1)
+	case errors.Is(why, ErrDecode):
+		c.undecodable.Add(1)
+	case errors.Is(why, ErrTooLarge):
+		c.tooLarge.Add(1)
+	case errors.Is(why, ErrRateLimited):
+		c.rateLimited.Add(1)
+	default:
+		c.malformed.Add(1)
+	}
+	if m.obs != nil {
+		m.obs.MessageRejected(msg.Type, why)
+	}
+	m.log.Debug("bad message", zap.Uint64("session", msg.Session.ID()), zap.Uint32("type", msg.Type), zap.Error(why))
+	if m.policy == Disconnect {
+		return why
+	}
+	return nil
+}
