@@ -29,16 +29,16 @@ const (
 )
 
 type config struct {
-	peers, channels   int
-	in, out           uint32
-	log               *zap.Logger
-	eventBuffer       int
-	commandBuffer     int
-	maxPending        int
-	maxBatch          int
-	overflow          Overflow
-	park, drain       time.Duration
-	acceptConnections bool
+	peers, channels int
+	in, out         uint32
+	log             *zap.Logger
+	eventBuffer     int
+	commandBuffer   int
+	maxPending      int
+	maxBatch        int
+	overflow        Overflow
+	park, drain     time.Duration
+	timing          bool
 }
 
 // Option configures a Host.
@@ -76,6 +76,10 @@ func WithMaxPending(n int, policy Overflow) Option {
 // the interval only bounds how late ENet's own timers (retransmissions,
 // pings, timeouts) may run.
 func WithParkInterval(d time.Duration) Option { return func(c *config) { c.park = d } }
+
+// WithTiming makes the loop time its iterations and service calls, into
+// the Histograms of Stats (two clock reads per iteration).
+func WithTiming() Option { return func(c *config) { c.timing = true } }
 
 // WithDrainTimeout bounds how long shutdown waits for peers to acknowledge
 // their disconnection (default 3s).

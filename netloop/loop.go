@@ -96,12 +96,17 @@ func (l *loop) run(ctx context.Context) error {
 	done := ctx.Done()
 	h := l.h
 	park := uint32(h.cfg.park / time.Millisecond)
+	timing := h.cfg.timing
+	var start, t0 time.Time
 	for {
 		select {
 		case <-done:
 			l.shutdown()
 			return nil
 		default:
+		}
+		if timing {
+			start = time.Now()
 		}
 		n := l.drain(h.cfg.maxBatch)
 		l.deliver()
@@ -123,10 +128,19 @@ func (l *loop) run(ctx context.Context) error {
 			default:
 			}
 		}
+		if timing {
+			t0 = time.Now()
+		}
 		evs := l.c.pump(timeout)
 		h.awake.Store(true)
+		if timing {
+			l.st.Service.observe(time.Since(t0))
+		}
 		l.handle(evs)
 		l.account()
+		if timing {
+			l.st.Iteration.observe(time.Since(start))
+		}
 	}
 }
 
@@ -354,6 +368,7 @@ func (l *loop) account() {
 
 func (l *loop) stats() Stats {
 	s := l.st
+	s.Iteration, s.Service = s.Iteration.clone(), s.Service.clone()
 	s.PeerCount = len(l.slots)
 	s.PendingEvents = l.pending()
 	s.QueuedCommands = len(l.h.cmds)

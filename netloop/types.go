@@ -312,8 +312,49 @@ type Stats struct {
 	PendingEvents  int    // events waiting for the consumer beyond the channel's buffer
 	QueuedCommands int    // commands waiting in the command channel
 
+	// With WithTiming: durations of loop iterations and of the
+	// enet_host_service calls in them (which include waiting while parked).
+	Iteration Histogram
+	Service   Histogram
+
 	Malformed     uint64 // datagrams failing the intercept's header scan
 	ServiceErrors uint64 // enet_host_service failures (e.g. a datagram over 4096 bytes on 1.3.17)
 	Wakes         uint64 // wake-up datagrams consumed
 	Iterations    uint64 // loop iterations
+}
+
+// Histogram counts durations in fixed buckets. The loop keeps it without
+// locks; Stats hands out a copy.
+type Histogram struct {
+	Bounds []time.Duration // upper bounds of the buckets, ascending; shared, read-only
+	Counts []uint64        // Counts[i] counts observations in (Bounds[i-1], Bounds[i]]; the last, those above every bound
+	Count  uint64
+	Sum    time.Duration
+}
+
+// histogramBounds are the buckets of the loop's histograms: 1µs to 100ms.
+var histogramBounds = []time.Duration{
+	time.Microsecond, 2500 * time.Nanosecond, 5 * time.Microsecond, 10 * time.Microsecond,
+	25 * time.Microsecond, 50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond,
+	500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+}
+
+func (h *Histogram) observe(d time.Duration) {
+	if h.Counts == nil {
+		h.Bounds = histogramBounds
+		h.Counts = make([]uint64, len(histogramBounds)+1)
+	}
+	i := 0
+	for i < len(h.Bounds) && d > h.Bounds[i] {
+		i++
+	}
+	h.Counts[i]++
+	h.Count++
+	h.Sum += d
+}
+
+func (h Histogram) clone() Histogram {
+	h.Counts = append([]uint64(nil), h.Counts...)
+	return h
 }
