@@ -91,8 +91,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: peer count %d, want 1..%d", ErrRange, c.peers, MaxPeers)
 	case c.channels < 1 || c.channels > MaxChannels:
 		return fmt.Errorf("%w: channel count %d, want 1..%d", ErrRange, c.channels, MaxChannels)
-	case c.eventBuffer < 0, c.commandBuffer < 0, c.maxPending < 0:
+	case c.eventBuffer < 0, c.maxPending < 0:
 		return fmt.Errorf("%w: negative buffer size", ErrRange)
+	case c.commandBuffer < 1:
+		return fmt.Errorf("%w: command buffer %d, want at least 1", ErrRange, c.commandBuffer)
 	case c.park < time.Millisecond || c.park > time.Second:
 		return fmt.Errorf("%w: park interval %v, want 1ms..1s", ErrRange, c.park)
 	case c.drain < 0:
@@ -235,6 +237,9 @@ func (h *Host) Run(ctx context.Context) error {
 	stopWake()
 	h.wakeConn.Close()
 	deinitialize()
+	h.mu.Lock()
+	h.state = 2 // stopped: a later Run returns ErrClosed
+	h.mu.Unlock()
 	close(h.events)
 	close(h.done)
 	return err
@@ -311,6 +316,14 @@ func (h *Host) submit(ctx context.Context, c command) error {
 	if h.stopping.Load() {
 		return ErrClosed
 	}
+	// Take room in the queue if there is any: ctx only bounds waiting, so a
+	// cancelled ctx never loses a command the host could have taken.
+	select {
+	case h.cmds <- c:
+		h.wake()
+		return nil
+	default:
+	}
 	select {
 	case h.cmds <- c:
 		h.wake()
@@ -341,6 +354,9 @@ func (h *Host) do(ctx context.Context, fn func(l *loop) error) error {
 func (h *Host) check(p Peer) error {
 	if p.h != h || p.id == 0 {
 		return ErrForeignPeer
+	}
+	if h.stopping.Load() {
+		return ErrClosed
 	}
 	if h.slots[p.Index()].id.Load() != p.id {
 		return ErrStalePeer
@@ -388,8 +404,8 @@ func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) 
 	if err := checkMessage(data, flag); err != nil {
 		return err
 	}
-	if int(ch) >= h.cfg.channels {
-		return fmt.Errorf("%w: channel %d, host has %d", ErrChannel, ch, h.cfg.channels)
+	if int(ch) >= MaxChannels {
+		return fmt.Errorf("%w: channel %d, ENet's limit is %d", ErrChannel, ch, MaxChannels-1)
 	}
 	return h.submit(ctx, command{op: opBroadcast, ch: ch, flag: flag, buf: data})
 }
@@ -403,8 +419,8 @@ func (h *Host) Multicast(ctx context.Context, peers []Peer, ch uint8, data []byt
 	if err := checkMessage(data, flag); err != nil {
 		return err
 	}
-	if int(ch) >= h.cfg.channels {
-		return fmt.Errorf("%w: channel %d, host has %d", ErrChannel, ch, h.cfg.channels)
+	if int(ch) >= MaxChannels {
+		return fmt.Errorf("%w: channel %d, ENet's limit is %d", ErrChannel, ch, MaxChannels-1)
 	}
 	if len(peers) == 0 {
 		return nil

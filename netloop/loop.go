@@ -263,7 +263,7 @@ func (l *loop) handle(evs []cevent) {
 			l.st.Connects++
 			p := Peer{h: l.h, id: s.id}
 			l.log.Debug("connect", zap.Stringer("peer", p), zap.Stringer("addr", s.addr))
-			l.emit(Event{Kind: Connect, Peer: p, Data: uint32(e.data), Addr: s.addr})
+			l.emit(Event{Kind: Connect, Peer: p, Data: uint32(e.data), Channels: int(e.channels), Addr: s.addr})
 		case cDisconnect:
 			if s.id == 0 {
 				continue // reported already (reset by this side)
@@ -292,18 +292,18 @@ func (l *loop) handle(evs []cevent) {
 			s.msgsIn++
 			s.bytesIn += uint64(len(payload))
 			l.st.Receives++
-			l.emit(Event{Kind: Receive, Peer: Peer{h: l.h, id: s.id}, Channel: uint8(e.channel), Flag: flag, Payload: payload})
+			l.emit(Event{Kind: Receive, Peer: Peer{h: l.h, id: s.id}, Channel: uint8(e.channel), Flag: flag, Addr: s.addr, Payload: payload})
 		}
 	}
 }
 
 // ended emits the Disconnect event of slot idx and frees it.
 func (l *loop) ended(idx uint16, why Reason, data uint32) {
-	p := Peer{h: l.h, id: l.slots[idx].id}
+	p, addr := Peer{h: l.h, id: l.slots[idx].id}, l.slots[idx].addr
 	l.st.Disconnects++
 	l.log.Debug("disconnect", zap.Stringer("peer", p), zap.Stringer("reason", why), zap.Uint32("data", data))
 	l.free(idx)
-	l.emit(Event{Kind: Disconnect, Peer: p, Reason: why, Data: data})
+	l.emit(Event{Kind: Disconnect, Peer: p, Reason: why, Data: data, Addr: addr})
 }
 
 // overflow applies the overflow policy to a message that does not fit.

@@ -268,13 +268,10 @@ func TestLua_host_connect(t *testing.T) {
 }
 
 func TestConnectFailed(t *testing.T) {
-	// Nothing listens at the address: a free port, found by binding and releasing it.
-	h, err := netloop.New("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := loopback(h)
-	h.Close()
+	// A server whose only slot is taken ignores connection requests.
+	full := start(t, "127.0.0.1:0", netloop.WithPeers(1))
+	dial(t, start(t, ""), full, 1, 0)
+	dead := loopback(full)
 
 	cli := start(t, "")
 	t.Run("timeout", func(t *testing.T) {
@@ -371,7 +368,7 @@ func TestLua_host_broadcast(t *testing.T) {
 	if n := stats(t, srv).SentByFlag[netloop.Unsequenced] - s1.SentByFlag[netloop.Unsequenced]; n != 4 {
 		t.Fatalf("broadcast on channel 0 reached %d peers, want 4", n)
 	}
-	is(t, srv.Broadcast(ctx(t), 2, []byte("x"), netloop.Reliable), netloop.ErrChannel)
+	is(t, srv.Broadcast(ctx(t), 255, []byte("x"), netloop.Reliable), netloop.ErrChannel)
 }
 
 func TestLua_host_channel_limit(t *testing.T) {

@@ -3,6 +3,7 @@ package netloop_test
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -161,6 +162,26 @@ func TestLua_peer_index(t *testing.T) {
 		if p, err := srv.PeerAt(ctx(t), i); err != nil || p != sp {
 			t.Fatalf("PeerAt(%d) = %v, %v; want %v", i, p, err, sp)
 		}
+	}
+}
+
+// TestLua_peer_tostring: lua-enet's peer:__tostring gives "ip:port"; in Go
+// that is PeerInfo.Addr, and Peer.String names the handle.
+func TestLua_peer_tostring(t *testing.T) {
+	srv, cli, sp, cp := pair(t, 1)
+	if a := info(t, cli, cp).Addr.String(); a != loopback(srv) {
+		t.Fatalf("client's peer at %q, want %q", a, loopback(srv))
+	}
+	if a := info(t, srv, sp).Addr.String(); a != loopback(cli) {
+		t.Fatalf("server's peer at %q, want %q", a, loopback(cli))
+	}
+	for _, p := range []netloop.Peer{sp, cp} {
+		if s := p.String(); s != "peer/"+strconv.FormatUint(p.ID(), 10) {
+			t.Fatalf("String() = %q for ID %d", s, p.ID())
+		}
+	}
+	if sp.ID() == cp.ID() {
+		t.Fatalf("both ends' handles have ID %d", sp.ID())
 	}
 }
 

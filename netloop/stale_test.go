@@ -2,6 +2,7 @@ package netloop_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ var peerCalls = []struct {
 func allRefuse(t *testing.T, h *netloop.Host, p netloop.Peer, want error) {
 	t.Helper()
 	for _, pc := range peerCalls {
-		if err := pc.call(ctx(t), h, p); !is2(err, want) {
+		if err := pc.call(ctx(t), h, p); !errors.Is(err, want) {
 			t.Errorf("%s(%v): %v, want %v", pc.name, p, err, want)
 		}
 	}

@@ -16,8 +16,8 @@ var (
 	ErrStalePeer = errors.New("netloop: stale peer")
 	// ErrForeignPeer: the peer handle belongs to another host, or is the zero Peer.
 	ErrForeignPeer = errors.New("netloop: peer of another host")
-	// ErrNotConnected: the peer exists but is not connected yet (an outgoing
-	// connection still in progress).
+	// ErrNotConnected: the peer exists but is not connected: an outgoing
+	// connection still in progress, or one this side is disconnecting.
 	ErrNotConnected = errors.New("netloop: peer not connected")
 	// ErrChannel: the channel is not below the peer's (or host's) channel count.
 	ErrChannel = errors.New("netloop: channel out of range")
@@ -198,14 +198,15 @@ func (r Reason) String() string {
 // on Kind. An Event is a plain value; Payload is Go memory that the receiver
 // owns.
 type Event struct {
-	Kind    Kind
-	Peer    Peer
-	Channel uint8          // Receive
-	Flag    Flag           // Receive
-	Reason  Reason         // Disconnect
-	Data    uint32         // Connect, Disconnect: the user data of the (dis)connect
-	Addr    netip.AddrPort // Connect: the peer's address
-	Payload []byte         // Receive
+	Kind     Kind
+	Peer     Peer
+	Channel  uint8          // Receive
+	Flag     Flag           // Receive
+	Reason   Reason         // Disconnect
+	Data     uint32         // Connect, Disconnect: the user data of the (dis)connect
+	Channels int            // Connect: the channel count agreed with the peer
+	Addr     netip.AddrPort // the peer's address
+	Payload  []byte         // Receive
 }
 
 // Peer is a handle to one connection of a Host. It is a small comparable
