@@ -1,0 +1,298 @@
+// Command server is a chat server with nicknames and rooms, speaking the
+// protocol of package chatproto over ENet:
+//
+//	go run ./examples/chat/server
+//	go run ./examples/chat/server -addr 127.0.0.1:6790 -peers 1024 -v
+//
+// Talk to it with go run ./examples/chat/bot -nick alice. It prints
+// "listening on <addr>" once its socket is bound, logs to stderr (every
+// message too with -v), and runs until SIGINT or SIGTERM: then it
+// disconnects its clients and exits with status 0.
+//
+// Each client says Hello with a nickname, unique on the server, before
+// anything else. Rooms are created when first joined and removed when the
+// last member leaves; each keeps its last few messages for newcomers. A
+// client sends at most 20 messages a second (bursts of 40); the server drops
+// the rest.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/enetkit/enetkit/dispatch"
+	"github.com/enetkit/enetkit/examples/chat/chatproto"
+	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/session"
+)
+
+// historySize is how many of a room's last messages a newcomer receives.
+const historySize = 20
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:6790", "`address` to listen on")
+	peers := flag.Int("peers", 1024, "most clients connected at once")
+	verbose := flag.Bool("v", false, "log at debug level: every message")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal kills at once
+
+	if err := run(ctx, *addr, *peers, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, addr string, peers int, verbose bool) error {
+	cfg := zap.NewDevelopmentConfig()
+	if !verbose {
+		cfg.Level.SetLevel(zap.InfoLevel)
+	}
+	log, err := cfg.Build()
+	if err != nil {
+		return err
+	}
+	defer log.Sync() // an error only means stderr cannot sync
+
+	host, err := netloop.New(addr, netloop.WithPeers(peers), netloop.WithChannels(chatproto.Channels), netloop.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	c := newChat(log)
+	srv := session.New(host, c, session.WithLogger(log))
+	c.srv = srv // before Run: groups are made on the sessions' goroutines
+
+	// New has bound the socket: clients can connect from now on.
+	fmt.Println("listening on", host.Addr())
+	err = srv.Run(ctx)
+	log.Info("stopped", zap.Error(err))
+	return err
+}
+
+// chat is the server's state: nicknames and rooms. Its handlers run in the
+// sessions' goroutines.
+type chat struct {
+	log *zap.Logger
+	mux *dispatch.Mux
+	srv *session.Server
+
+	// mu guards nicks, rooms and every room's history. Broadcasts to a room
+	// are made under it too, so that a newcomer's history and the room's
+	// live messages neither overlap nor leave a gap. They only wait while
+	// the host's command queue is full.
+	mu    sync.Mutex
+	nicks map[string]*session.Session
+	rooms map[string]*room
+}
+
+// room is one chat room.
+type room struct {
+	name    string
+	members *session.Group
+	history []chatproto.Said // oldest first, at most historySize; guarded by chat.mu
+}
+
+// member is a session's state, stored in it with Set under memberKey. Only
+// the session's goroutine touches it: its handlers and its end.
+type member struct {
+	nick  string           // "" until Hello
+	rooms map[string]*room // the rooms it is in
+}
+
+type memberKey struct{}
+
+func newChat(log *zap.Logger) *chat {
+	c := &chat{
+		log:   log.Named("chat"),
+		nicks: make(map[string]*session.Session),
+		rooms: make(map[string]*room),
+	}
+	c.mux = dispatch.NewMux(dispatch.WithLogger(log), dispatch.WithMaxSize(chatproto.MaxMessage))
+	c.mux.Use(dispatch.Recover(log), dispatch.Logging(log), dispatch.RateLimit(20, 40))
+	handle(c, chatproto.TypeHello, c.hello)
+	handle(c, chatproto.TypeJoin, c.join)
+	handle(c, chatproto.TypeLeave, c.leave)
+	handle(c, chatproto.TypeSay, c.say)
+	return c
+}
+
+// handle registers fn for messages of type typ, decoded from JSON.
+//
+// A session's context is cancelled as soon as its peer disconnects, while
+// its last messages may still be waiting to be handled. fn gets a context
+// without that cancellation, so that what a client said just before it
+// left still reaches its rooms. Sends stay bounded: they fail with
+// netloop.ErrClosed once the host stops.
+func handle[T any](c *chat, typ uint32, fn func(ctx context.Context, s *session.Session, m *member, v T) error) {
+	dispatch.Handle(c.mux, typ, chatproto.Codec, func(ctx context.Context, s *session.Session, v T) error {
+		m, _ := s.Get(memberKey{})
+		return fn(context.WithoutCancel(ctx), s, m.(*member), v)
+	})
+}
+
+// ServeSession serves one client: it routes its messages with the Mux,
+// then, when the session ends, frees its nickname and tells its rooms.
+func (c *chat) ServeSession(ctx context.Context, s *session.Session) error {
+	m := &member{rooms: make(map[string]*room)}
+	s.Set(memberKey{}, m)
+	defer c.gone(context.WithoutCancel(ctx), s, m)
+	return c.mux.ServeSession(ctx, s)
+}
+
+func (c *chat) hello(ctx context.Context, s *session.Session, m *member, h chatproto.Hello) error {
+	if m.nick != "" {
+		return c.refuse(ctx, s, chatproto.CodeNickSet, "your nickname is %q already", m.nick)
+	}
+	if err := chatproto.CheckNick(h.Nick); err != nil {
+		return c.refuse(ctx, s, chatproto.CodeBadNick, "%v", err)
+	}
+	c.mu.Lock()
+	_, taken := c.nicks[h.Nick]
+	if !taken {
+		c.nicks[h.Nick] = s
+	}
+	c.mu.Unlock()
+	if taken {
+		return c.refuse(ctx, s, chatproto.CodeNickTaken, "nickname %q is taken", h.Nick)
+	}
+	m.nick = h.Nick
+	c.log.Info("hello", zap.Stringer("session", s), zap.String("nick", m.nick))
+	return nil
+}
+
+func (c *chat) join(ctx context.Context, s *session.Session, m *member, j chatproto.Join) error {
+	if m.nick == "" {
+		return c.refuse(ctx, s, chatproto.CodeNoNick, "say Hello with a nickname before joining a room")
+	}
+	if err := chatproto.CheckRoom(j.Room); err != nil {
+		return c.refuse(ctx, s, chatproto.CodeBadRoom, "%v", err)
+	}
+	switch {
+	case m.rooms[j.Room] != nil:
+		return c.refuse(ctx, s, chatproto.CodeJoined, "you are in %s already", j.Room)
+	case len(m.rooms) >= chatproto.MaxRooms:
+		return c.refuse(ctx, s, chatproto.CodeTooManyRooms, "you are in %d rooms already", len(m.rooms))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.rooms[j.Room]
+	if r == nil {
+		r = &room{name: j.Room, members: c.srv.NewGroup()}
+		c.rooms[j.Room] = r
+	}
+	if err := r.members.Add(s); err != nil {
+		c.removeLocked(r, s) // s has ended: drop the room if we made it
+		return nil
+	}
+	m.rooms[r.name] = r
+	c.log.Info("joined", zap.Stringer("session", s), zap.String("nick", m.nick), zap.String("room", r.name))
+	err := dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, chatproto.TypeJoined,
+		chatproto.Joined{Room: r.name, Nick: m.nick})
+	for i := 0; err == nil && i < len(r.history); i++ {
+		err = c.send(ctx, s, r.history[i])
+	}
+	return sent(err)
+}
+
+func (c *chat) leave(ctx context.Context, s *session.Session, m *member, l chatproto.Leave) error {
+	r := m.rooms[l.Room]
+	if r == nil {
+		return c.refuse(ctx, s, chatproto.CodeNotJoined, "you are not in %q", l.Room)
+	}
+	delete(m.rooms, l.Room)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(r, s)
+	c.log.Info("left", zap.Stringer("session", s), zap.String("nick", m.nick), zap.String("room", r.name))
+	left := chatproto.Left{Room: r.name, Nick: m.nick}
+	err := dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, chatproto.TypeLeft, left)
+	if err == nil {
+		err = c.send(ctx, s, left) // s is not a member any more
+	}
+	return sent(err)
+}
+
+func (c *chat) say(ctx context.Context, s *session.Session, m *member, v chatproto.Say) error {
+	r := m.rooms[v.Room]
+	switch {
+	case m.nick == "":
+		return c.refuse(ctx, s, chatproto.CodeNoNick, "say Hello with a nickname before talking")
+	case r == nil:
+		return c.refuse(ctx, s, chatproto.CodeNotJoined, "join %q before talking there", v.Room)
+	}
+	if err := chatproto.CheckText(v.Text); err != nil {
+		return c.refuse(ctx, s, chatproto.CodeBadText, "%v", err)
+	}
+	said := chatproto.Said{Room: r.name, Nick: m.nick, Text: v.Text}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(r.history) == historySize {
+		r.history = append(r.history[:0], r.history[1:]...)
+	}
+	r.history = append(r.history, said)
+	return sent(dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, chatproto.TypeSaid, said))
+}
+
+// gone runs when s has ended: it frees the nickname, leaves s's rooms and
+// tells them. The session has left its groups already, or is about to;
+// Remove makes sure before the room is dropped when empty.
+func (c *chat) gone(ctx context.Context, s *session.Session, m *member) {
+	if m.nick == "" {
+		return // no nickname, no rooms
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nicks[m.nick] == s {
+		delete(c.nicks, m.nick)
+	}
+	for _, r := range m.rooms {
+		c.removeLocked(r, s)
+		err := dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, chatproto.TypeLeft,
+			chatproto.Left{Room: r.name, Nick: m.nick})
+		if err = sent(err); err != nil {
+			c.log.Warn("announce leave", zap.String("room", r.name), zap.String("nick", m.nick), zap.Error(err))
+		}
+	}
+	clear(m.rooms)
+	c.log.Info("gone", zap.Stringer("session", s), zap.String("nick", m.nick))
+}
+
+// removeLocked takes s out of r and drops r if it is empty; c.mu is held.
+func (c *chat) removeLocked(r *room, s *session.Session) {
+	r.members.Remove(s)
+	if r.members.Len() == 0 && c.rooms[r.name] == r {
+		delete(c.rooms, r.name)
+	}
+}
+
+// send sends m to s alone.
+func (c *chat) send(ctx context.Context, s *session.Session, m chatproto.Message) error {
+	return dispatch.Send(ctx, s, chatproto.Channel, netloop.Reliable, chatproto.Codec, m.Type(), m)
+}
+
+// refuse answers a request of s with an Error.
+func (c *chat) refuse(ctx context.Context, s *session.Session, code chatproto.Code, format string, args ...any) error {
+	text := fmt.Sprintf(format, args...)
+	c.log.Debug("refused", zap.Stringer("session", s), zap.String("code", string(code)), zap.String("text", text))
+	return sent(c.send(ctx, s, chatproto.Error{Code: code, Text: text}))
+}
+
+// sent filters out the errors of a send that only mean that the receiver
+// has gone (its Disconnect follows, and gone cleans up) or that the server
+// is shutting down: a handler must not fail its session for either.
+func sent(err error) error {
+	if errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrNotConnected) || errors.Is(err, netloop.ErrClosed) {
+		return nil
+	}
+	return err
+}
