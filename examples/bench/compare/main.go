@@ -1,0 +1,231 @@
+// Command compare runs the same load against echo servers written three
+// ways, each in its own process, and prints one table with ratios to the
+// hand-written go-enet loop:
+//
+//   - ref: a plain go-enet loop blocking in Service(1) (package refserver)
+//   - ref-poll: the same loop busy-polling Service(0)
+//   - netloop: echo on netloop's event channel (package echo)
+//   - session: echo through session and dispatch (package echo)
+//
+// Scenarios: ping-pong with one client (RTT p50/p99), throughput with 64
+// clients and 8 messages in flight each (messages/s, server CPU per
+// million), and a fixed offered rate of 20k messages/s (server CPU per
+// million). Run it with
+//
+//	go run ./examples/bench/compare [-duration 5s] [-impls ref,netloop,session] [-json]
+//
+// The servers share the machine's cores with the load generator; the
+// numbers that count are the ratios within one run.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/codecat/go-enet"
+
+	"github.com/enetkit/enetkit/examples/bench/echo"
+	"github.com/enetkit/enetkit/examples/bench/load"
+	"github.com/enetkit/enetkit/examples/bench/refserver"
+	"github.com/enetkit/enetkit/netloop"
+)
+
+func main() {
+	serve := flag.String("serve", "", "run as the server `impl` (ref, ref-poll, netloop, session) instead")
+	addr := flag.String("addr", "127.0.0.1:0", "server address (with -serve)")
+	peers := flag.Int("peers", 1024, "peer slots of every server")
+	impls := flag.String("impls", "ref,ref-poll,netloop,session", "servers to compare, the first is the reference")
+	duration := flag.Duration("duration", 5*time.Second, "measured time per scenario")
+	warmup := flag.Duration("warmup", time.Second, "warm-up time per scenario")
+	asJSON := flag.Bool("json", false, "print one JSON line per result")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if *serve != "" {
+		err = runServer(ctx, *serve, *addr, *peers)
+	} else {
+		err = compare(ctx, strings.Split(*impls, ","), *peers, *duration, *warmup, *asJSON)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+// runServer runs one server until ctx is done. It prints "listening on
+// ADDR" once it is bound.
+func runServer(ctx context.Context, impl, addr string, peers int) error {
+	switch impl {
+	case "ref", "ref-poll":
+		enet.Initialize()
+		defer enet.Deinitialize()
+		if strings.HasSuffix(addr, ":0") {
+			addr = freePort()
+		}
+		s, err := refserver.Listen(addr, peers, impl == "ref-poll")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("listening on %s\n", addr)
+		return s.Run(ctx)
+	case "netloop", "session":
+		h, err := netloop.New(addr, netloop.WithPeers(peers), netloop.WithChannels(echo.Channels))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("listening on %s\n", h.Addr())
+		if impl == "netloop" {
+			return echo.Netloop(ctx, h)
+		}
+		return echo.Session(ctx, h)
+	}
+	return fmt.Errorf("unknown server %q", impl)
+}
+
+// freePort returns a loopback address whose UDP port was free a moment ago
+// (go-enet cannot report the port it binds to).
+func freePort() string {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return "127.0.0.1:6789"
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+type scenario struct {
+	name string
+	cfg  load.Config
+}
+
+func scenarios(d, warmup time.Duration) []scenario {
+	return []scenario{
+		{"pingpong", load.Config{Mode: load.PingPong, Duration: d, Warmup: warmup}},
+		{"throughput", load.Config{Mode: load.Throughput, Clients: 64, Hosts: 4, Window: 8, Duration: d, Warmup: warmup}},
+		{"rate20k", load.Config{Mode: load.Throughput, Clients: 64, Hosts: 4, Window: 8, Rate: 20000, Duration: d, Warmup: warmup}},
+	}
+}
+
+// row is one server's results, by scenario.
+type row struct {
+	impl    string
+	results map[string]load.Result
+}
+
+func compare(ctx context.Context, impls []string, peers int, d, warmup time.Duration, asJSON bool) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var rows []row
+	for _, impl := range impls {
+		r := row{impl: impl, results: make(map[string]load.Result)}
+		for _, sc := range scenarios(d, warmup) {
+			res, err := measure(ctx, self, impl, peers, sc.cfg)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", impl, sc.name, err)
+			}
+			r.results[sc.name] = res
+			if asJSON {
+				b, _ := json.Marshal(struct {
+					Impl, Scenario string
+					load.Result
+				}{impl, sc.name, res})
+				fmt.Println(string(b))
+			} else {
+				fmt.Fprintf(os.Stderr, "%-8s %-10s %9.0f msgs/s  p50 %v  p99 %v  cpu/M %.2fs\n", impl, sc.name, res.MsgsPerSec, res.P50, res.P99, res.CPUPerMillion)
+			}
+		}
+		rows = append(rows, r)
+	}
+	if !asJSON {
+		table(rows)
+	}
+	return nil
+}
+
+// measure starts impl in a child process, runs the load against it and stops it.
+func measure(ctx context.Context, self, impl string, peers int, cfg load.Config) (load.Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, self, "-serve", impl, "-peers", fmt.Sprint(peers))
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return load.Result{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return load.Result{}, err
+	}
+	defer func() {
+		cancel() // interrupts the server
+		cmd.Wait()
+	}()
+	addr, err := listening(out, 10*time.Second)
+	if err != nil {
+		return load.Result{}, err
+	}
+	cfg.Addr = addr
+	cfg.ServerPID = cmd.Process.Pid
+	return load.Run(ctx, cfg)
+}
+
+// listening reads the child's "listening on ADDR" line.
+func listening(r interface{ Read([]byte) (int, error) }, timeout time.Duration) (string, error) {
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				line <- a
+				break
+			}
+		}
+		close(line)
+	}()
+	select {
+	case a, ok := <-line:
+		if !ok {
+			return "", errors.New("server exited before listening")
+		}
+		return a, nil
+	case <-time.After(timeout):
+		return "", errors.New("server did not start")
+	}
+}
+
+func table(rows []row) {
+	if len(rows) == 0 {
+		return
+	}
+	ref := rows[0].results
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "server\tping-pong p50\tp99\tthroughput msgs/s\tratio\tp99\tCPU s/M msgs\tratio\t20k/s CPU s/M\tratio\t")
+	for _, r := range rows {
+		pp, th, fx := r.results["pingpong"], r.results["throughput"], r.results["rate20k"]
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.2fx\t%s\t%.2f\t%.2fx\t%.2f\t%.2fx\t\n", r.impl,
+			us(pp.P50), us(pp.P99),
+			th.MsgsPerSec, th.MsgsPerSec/ref["throughput"].MsgsPerSec, us(th.P99),
+			th.CPUPerMillion, th.CPUPerMillion/ref["throughput"].CPUPerMillion,
+			fx.CPUPerMillion, fx.CPUPerMillion/ref["rate20k"].CPUPerMillion)
+	}
+	w.Flush()
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond)) }

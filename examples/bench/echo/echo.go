@@ -1,0 +1,90 @@
+// Package echo holds the benchmark's echo servers written on the framework,
+// to be compared with the hand-written go-enet loop in package refserver:
+// one on netloop's event channel, one through session and dispatch. Both
+// answer package load's broadcast request on channel 0.
+package echo
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/enetkit/enetkit/dispatch"
+	"github.com/enetkit/enetkit/examples/bench/load"
+	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/session"
+)
+
+// Channels is the channel count the servers accept, so that load
+// generators may use any channel.
+const Channels = netloop.MaxChannels
+
+// Netloop echoes every message on h's Events to its sender, on the same
+// channel with the same flag, until ctx is done; it runs h.
+func Netloop(ctx context.Context, h *netloop.Host) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return h.Run(ctx) })
+	g.Go(func() error {
+		for ev := range h.Events() {
+			if ev.Kind != netloop.Receive {
+				continue
+			}
+			if ev.Channel == load.BroadcastChannel && load.IsBroadcastRequest(ev.Payload) {
+				if r, err := load.ParseBroadcastRequest(ev.Payload); err == nil {
+					g.Go(func() error { return broadcast(ctx, h, r) })
+				}
+				continue
+			}
+			if err := h.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag); err != nil && ctx.Err() == nil {
+				continue // the peer went away: nothing to echo to
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// Session echoes through a session server and a dispatch mux that routes
+// each channel, whole, to the echo handler; it runs h.
+func Session(ctx context.Context, h *netloop.Host) error {
+	g, ctx := errgroup.WithContext(ctx)
+	mux := dispatch.NewMux(dispatch.WithMaxSize(netloop.MaxMessageSize))
+	echo := dispatch.HandlerFunc(func(ctx context.Context, m *dispatch.Message) error {
+		if m.Channel == load.BroadcastChannel && load.IsBroadcastRequest(m.Payload) {
+			if r, err := load.ParseBroadcastRequest(m.Payload); err == nil {
+				g.Go(func() error { return broadcast(ctx, h, r) })
+			}
+			return nil
+		}
+		m.Session.Send(ctx, m.Channel, m.Payload, m.Flag) // an error means the session ended
+		return nil
+	})
+	for ch := 0; ch < Channels; ch++ {
+		mux.HandleChannel(uint8(ch), echo)
+	}
+	g.Go(func() error { return session.New(h, mux).Run(ctx) })
+	return g.Wait()
+}
+
+// broadcast sends stamped messages to every peer at the requested rate.
+func broadcast(ctx context.Context, h *netloop.Host, r load.BroadcastRequest) error {
+	tick := time.NewTicker(time.Second / time.Duration(r.Rate))
+	defer tick.Stop()
+	end := time.After(r.Duration)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-end:
+			return nil
+		case <-tick.C:
+			b := make([]byte, r.Size)
+			binary.LittleEndian.PutUint64(b, uint64(time.Now().UnixNano()))
+			if err := h.Broadcast(ctx, load.BroadcastChannel, b, netloop.Reliable); err != nil {
+				return nil
+			}
+		}
+	}
+}
