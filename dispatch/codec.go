@@ -110,3 +110,17 @@ func Encode(c Codec, typ uint32, v any) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Decode parses a message's type and decodes its payload with c into the
+// value v points to: the receiving half of Encode, for clients that read
+// netloop events rather than serve sessions.
+func Decode(c Codec, b []byte, v any) (typ uint32, err error) {
+	typ, payload, err := ParseMessage(b)
+	if err != nil {
+		return 0, err
+	}
+	if err := c.Unmarshal(payload, v); err != nil {
+		return typ, fmt.Errorf("%w: type %d, %s: %v", ErrDecode, typ, c.Name(), err)
+	}
+	return typ, nil
+}

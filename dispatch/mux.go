@@ -289,6 +289,9 @@ func (m *Mux) serve(ctx context.Context, msg *Message, in session.Message) error
 	if m.obs != nil {
 		m.obs.MessageHandled(msg.Type, time.Since(start), err)
 	}
+	if errors.Is(err, session.ErrEnded) {
+		return nil // the session is ending: Receive will say so
+	}
 	if err != nil {
 		m.stats.failed.Add(1)
 		return fmt.Errorf("dispatch: type %d: %w", msg.Type, err)

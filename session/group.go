@@ -48,21 +48,23 @@ func (g *Group) Add(s *Session) error {
 	return nil
 }
 
-// Remove takes s out of the group, if it is in it.
-func (g *Group) Remove(s *Session) {
+// Remove takes s out of the group, if it is in it, and returns how many
+// sessions the group still has.
+func (g *Group) Remove(s *Session) int {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.groups, g)
-	s.mu.Unlock()
-	g.remove(s)
+	return g.remove(s)
 }
 
-func (g *Group) remove(s *Session) {
+func (g *Group) remove(s *Session) int {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if _, ok := g.members[s]; ok {
 		delete(g.members, s)
 		g.publish()
 	}
-	g.mu.Unlock()
+	return len(g.members)
 }
 
 // publish replaces the broadcast snapshot; g.mu is held.

@@ -179,6 +179,12 @@ func (srv *Server) Serve(events <-chan netloop.Event) {
 			}
 		}
 	}
+	// The host delivers every Disconnect before closing Events unless its
+	// consumer stalled past the drain timeout; end any session left.
+	for p, s := range srv.sessions {
+		delete(srv.sessions, p)
+		srv.finish(s, netloop.Event{Kind: netloop.Disconnect, Peer: p, Reason: netloop.ReasonShutdown})
+	}
 	srv.wg.Wait()
 }
 
@@ -250,9 +256,9 @@ func (srv *Server) finish(s *Session, ev netloop.Event) {
 		end.Err = s.handlerErr
 	}
 	s.end = end
+	s.leaveAll() // before the handler can see the end
 	close(s.inbox)
 	s.cancel(end)
-	s.leaveAll()
 	srv.stats.ended.Add(1)
 	srv.stats.live.Add(-1)
 	life := time.Since(s.started)
@@ -289,8 +295,8 @@ func (srv *Server) serveSession(s *Session) {
 		err = srv.handler.ServeSession(s.ctx, s)
 	}()
 	s.returned.Store(true)
-	if s.ctx.Err() != nil {
-		return // ended already; a handler's error after its end is not a failure
+	if s.ctx.Err() != nil || (!panicked && errors.Is(err, ErrEnded)) {
+		return // ended, or ending: an error that says so is not a failure
 	}
 	switch {
 	case panicked:

@@ -174,10 +174,19 @@ func (s *Session) received(m Message, ok bool) (Message, error) {
 }
 
 // Send queues data for the peer; see netloop.Host.Send. data must not be
-// modified afterwards.
+// modified afterwards. If the session has ended or is ending, the error
+// matches ErrEnded (and the netloop error: ErrStalePeer, ErrNotConnected or
+// ErrClosed).
 func (s *Session) Send(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
-	return s.srv.host.Send(ctx, s.peer, ch, data, flag)
+	err := s.srv.host.Send(ctx, s.peer, ch, data, flag)
+	if err != nil && s.gone(err) == nil {
+		return fmt.Errorf("%w: %w", ErrEnded, err)
+	}
+	return err
 }
+
+// Server returns the server the session belongs to.
+func (s *Session) Server() *Server { return s.srv }
 
 // Close disconnects the peer gracefully: everything queued is delivered first.
 func (s *Session) Close() error { return s.CloseWith(0) }
@@ -206,7 +215,7 @@ func (s *Session) closeAs(r Reason, data uint32) error {
 
 // gone turns "the peer is already gone" into nil: ending twice is fine.
 func (s *Session) gone(err error) error {
-	if errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrClosed) {
+	if errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrClosed) || errors.Is(err, netloop.ErrNotConnected) {
 		return nil
 	}
 	return err
