@@ -56,6 +56,7 @@ type loop struct {
 	slots []peerState
 	live  int      // slots with a connection (connected or connecting)
 	idx   []uint16 // scratch for multicast
+	fresh bool     // events were emitted since the loop last yielded
 
 	// pending holds events for a consumer that has fallen behind the
 	// channel's buffer: q[head:] in order.
@@ -110,8 +111,17 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		n := l.drain(h.cfg.maxBatch)
 		l.deliver()
+		if n < h.cfg.maxBatch && l.fresh {
+			// Events went out since the loop last parked. Their consumers
+			// were readied on this goroutine's P, where they would wait
+			// until the scheduler took the P from the C call below. Let
+			// them run now, and take what they answer in this batch.
+			l.fresh = false
+			runtime.Gosched()
+			n += l.drain(h.cfg.maxBatch - n)
+		}
 		timeout := uint32(0)
-		if n < h.cfg.maxBatch {
+		if n == 0 {
 			if l.pending() > 0 {
 				timeout = 1 // the consumer is behind: retry soon
 			} else {
@@ -323,6 +333,7 @@ func (l *loop) pending() int { return len(l.q) - l.head }
 
 // emit delivers ev, or queues it behind those already waiting.
 func (l *loop) emit(ev Event) {
+	l.fresh = true
 	if l.head == len(l.q) {
 		select {
 		case l.h.events <- ev:

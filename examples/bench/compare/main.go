@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -50,7 +51,15 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measured time per scenario")
 	warmup := flag.Duration("warmup", time.Second, "warm-up time per scenario")
 	asJSON := flag.Bool("json", false, "print one JSON line per result")
+	cpuprofile := flag.String("cpuprofile", "", "with -serve: write the server's CPU profile to `file`")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -61,6 +70,7 @@ func main() {
 		err = compare(ctx, strings.Split(*impls, ","), *peers, *duration, *warmup, *asJSON)
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
