@@ -7,7 +7,7 @@
 //   - netloop: echo on netloop's event channel (package echo)
 //   - session: echo through session and dispatch (package echo)
 //
-// Scenarios: ping-pong with one client (RTT p50/p99), throughput with 64
+// Scenarios: ping-pong with one busy-polling client (RTT p50/p99), throughput with 64
 // clients and 8 messages in flight each (messages/s, server CPU per
 // million), and a fixed offered rate of 20k messages/s (server CPU per
 // million). Run it with
@@ -124,7 +124,7 @@ type scenario struct {
 
 func scenarios(d, warmup time.Duration) []scenario {
 	return []scenario{
-		{"pingpong", load.Config{Mode: load.PingPong, Duration: d, Warmup: warmup}},
+		{"pingpong", load.Config{Mode: load.PingPong, Duration: d, Warmup: warmup, Poll: true}},
 		{"throughput", load.Config{Mode: load.Throughput, Clients: 64, Hosts: 4, Window: 8, Duration: d, Warmup: warmup}},
 		{"rate20k", load.Config{Mode: load.Throughput, Clients: 64, Hosts: 4, Window: 8, Rate: 20000, Duration: d, Warmup: warmup}},
 	}

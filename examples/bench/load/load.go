@@ -138,6 +138,10 @@ type Config struct {
 	// ServerPID, if positive, is the process whose CPU time (user+system,
 	// from /proc/<pid>/stat) is measured over the measured window.
 	ServerPID int
+	// Poll makes the client hosts busy-poll Service(0) instead of blocking
+	// in Service(1), to take the generator's own wake-ups out of the RTT
+	// (for ping-pong; each host then keeps a core busy).
+	Poll bool
 }
 
 // Result is the outcome of a run. Latencies are round-trip times, or
@@ -191,9 +195,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer cancel()
 	r := &run{
 		cfg:   cfg,
+		wait:  1,
 		epoch: time.Now(),
 		ready: make(chan struct{}, cfg.Hosts), // one per worker: never blocks
 		start: make(chan struct{}),
+	}
+	if cfg.Poll {
+		r.wait = 0
 	}
 	workers := make([]*worker, cfg.Hosts)
 	g, gctx := errgroup.WithContext(ctx)
@@ -218,6 +226,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 // run is the state shared by the workers of one Run.
 type run struct {
 	cfg   Config
+	wait  uint32        // Service timeout of the client hosts: 1ms, or 0 with Poll
 	epoch time.Time     // origin of all timestamps
 	ready chan struct{} // workers -> coordinator: all my clients are connected
 	start chan struct{} // closed by the coordinator once from and to are set

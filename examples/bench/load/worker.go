@@ -107,7 +107,7 @@ func (w *worker) run(ctx context.Context) error {
 			return fmt.Errorf("%w: %d of %d clients of host %d connected to %s within %v",
 				ErrConnectTimeout, w.connected, len(w.clients), w.id, w.addr, cfg.ConnectTimeout)
 		}
-		if err := w.handle(host.Service(1)); err != nil {
+		if err := w.handle(host.Service(w.r.wait)); err != nil {
 			return err
 		}
 	}
@@ -120,7 +120,7 @@ func (w *worker) run(ctx context.Context) error {
 			return ctx.Err()
 		default:
 		}
-		if err := w.handle(host.Service(1)); err != nil {
+		if err := w.handle(host.Service(w.r.wait)); err != nil {
 			return err
 		}
 	}
@@ -162,7 +162,7 @@ func (w *worker) load(ctx context.Context) error {
 		if w.interval > 0 {
 			w.pace(now)
 		}
-		if err := w.handle(w.host.Service(1)); err != nil {
+		if err := w.handle(w.host.Service(w.r.wait)); err != nil {
 			return err
 		}
 	}
@@ -329,7 +329,7 @@ func (w *worker) disconnect() {
 	}
 	deadline := time.Now().Add(drainTimeout)
 	for w.connected > 0 && time.Now().Before(deadline) {
-		ev := w.host.Service(1)
+		ev := w.host.Service(w.r.wait)
 		switch ev.GetType() {
 		case enet.EventReceive:
 			ev.GetPacket().Destroy()

@@ -38,6 +38,7 @@ func main() {
 	channel := flag.Uint("channel", 0, "ENet channel (0..254)")
 	flag.BoolVar(&cfg.Unreliable, "unreliable", false, "send unreliable messages")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "measure this process's CPU time")
+	flag.BoolVar(&cfg.Poll, "poll", false, "client hosts busy-poll Service(0) (for ping-pong latency)")
 	flag.BoolVar(&asJSON, "json", false, "print one JSON line")
 	flag.Parse()
 	if *channel > 254 {
