@@ -2,7 +2,7 @@
 // protocol of package chatproto over ENet:
 //
 //	go run ./examples/chat/server
-//	go run ./examples/chat/server -addr 127.0.0.1:6790 -peers 1024 -v
+//	go run ./examples/chat/server -addr 127.0.0.1:6790 -peers 1024 -v -metrics 127.0.0.1:9101
 //
 // Talk to it with go run ./examples/chat/bot -nick alice. It prints
 // "listening on <addr>" once its socket is bound, logs to stderr (every
@@ -26,10 +26,13 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/examples/chat/chatproto"
+	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/session"
 )
@@ -41,19 +44,20 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:6790", "`address` to listen on")
 	peers := flag.Int("peers", 1024, "most clients connected at once")
 	verbose := flag.Bool("v", false, "log at debug level: every message")
+	metricsAddr := flag.String("metrics", "", "serve Prometheus metrics at http://`addr`/metrics (e.g. 127.0.0.1:9101)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // a second signal kills at once
 
-	if err := run(ctx, *addr, *peers, *verbose); err != nil {
+	if err := run(ctx, *addr, *peers, *verbose, *metricsAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, addr string, peers int, verbose bool) error {
+func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr string) error {
 	cfg := zap.NewDevelopmentConfig()
 	if !verbose {
 		cfg.Level.SetLevel(zap.InfoLevel)
@@ -64,19 +68,42 @@ func run(ctx context.Context, addr string, peers int, verbose bool) error {
 	}
 	defer log.Sync() // an error only means stderr cannot sync
 
-	host, err := netloop.New(addr, netloop.WithPeers(peers), netloop.WithChannels(chatproto.Channels), netloop.WithLogger(log))
+	host, err := netloop.New(addr, netloop.WithPeers(peers), netloop.WithChannels(chatproto.Channels), netloop.WithLogger(log), netloop.WithTiming())
 	if err != nil {
 		return err
 	}
-	c := newChat(log)
-	srv := session.New(host, c, session.WithLogger(log))
+	// Metrics are collected whether or not they are served: nil registers nothing.
+	var reg *prometheus.Registry
+	if metricsAddr != "" {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := metrics.New(registerer(reg))
+	if err != nil {
+		return err
+	}
+	m.AddHost("chat", host)
+	c := newChat(log, m)
+	srv := session.New(host, c, session.WithLogger(log), session.WithObserver(m))
 	c.srv = srv // before Run: groups are made on the sessions' goroutines
 
 	// New has bound the socket: clients can connect from now on.
 	fmt.Println("listening on", host.Addr())
-	err = srv.Run(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	if reg != nil {
+		g.Go(func() error { return metrics.Serve(ctx, metricsAddr, reg) })
+	}
+	g.Go(func() error { return srv.Run(ctx) })
+	err = g.Wait()
 	log.Info("stopped", zap.Error(err))
 	return err
+}
+
+// registerer avoids a typed nil inside the interface.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
 }
 
 // chat is the server's state: nicknames and rooms. Its handlers run in the
@@ -111,13 +138,13 @@ type member struct {
 
 type memberKey struct{}
 
-func newChat(log *zap.Logger) *chat {
+func newChat(log *zap.Logger, obs dispatch.Observer) *chat {
 	c := &chat{
 		log:   log.Named("chat"),
 		nicks: make(map[string]*session.Session),
 		rooms: make(map[string]*room),
 	}
-	c.mux = dispatch.NewMux(dispatch.WithLogger(log), dispatch.WithMaxSize(chatproto.MaxMessage))
+	c.mux = dispatch.NewMux(dispatch.WithLogger(log), dispatch.WithMaxSize(chatproto.MaxMessage), dispatch.WithObserver(obs))
 	c.mux.Use(dispatch.Recover(log), dispatch.Logging(log), dispatch.RateLimit(20, 40))
 	handle(c, chatproto.TypeHello, c.hello)
 	handle(c, chatproto.TypeJoin, c.join)

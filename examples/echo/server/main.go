@@ -2,7 +2,7 @@
 // lua-enet's tutorial: it prints every message it receives and sends it back
 // to its sender, on the same channel and with the same flag.
 //
-//	go run ./examples/echo/server -addr localhost:6789
+//	go run ./examples/echo/server -addr localhost:6789 [-metrics 127.0.0.1:9100]
 //
 // Talk to it with go run ./examples/echo/client, or with any ENet 1.3
 // program: payloads travel as they are, without framing. It accepts as many
@@ -20,25 +20,28 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
 )
 
 func main() {
 	addr := flag.String("addr", "localhost:6789", "`address` to listen on")
+	metricsAddr := flag.String("metrics", "", "serve Prometheus metrics at http://`addr`/metrics (e.g. 127.0.0.1:9100)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr); err != nil {
+	if err := run(ctx, *addr, *metricsAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, addr string) error {
-	host, err := netloop.New(addr, netloop.WithChannels(netloop.MaxChannels))
+func run(ctx context.Context, addr, metricsAddr string) error {
+	host, err := netloop.New(addr, netloop.WithChannels(netloop.MaxChannels), netloop.WithTiming())
 	if err != nil {
 		return err
 	}
@@ -46,6 +49,15 @@ func run(ctx context.Context, addr string) error {
 	fmt.Println("listening on", host.Addr())
 
 	g, ctx := errgroup.WithContext(ctx)
+	if metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		m, err := metrics.New(reg, metrics.WithPeerMetrics())
+		if err != nil {
+			return err
+		}
+		m.AddHost("echo", host)
+		g.Go(func() error { return metrics.Serve(ctx, metricsAddr, reg) })
+	}
 	g.Go(func() error { return host.Run(ctx) })
 	g.Go(func() error { return echo(ctx, host) })
 	return g.Wait()
