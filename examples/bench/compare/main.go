@@ -6,6 +6,8 @@
 //   - ref-poll: the same loop busy-polling Service(0)
 //   - netloop: echo on netloop's event channel (package echo)
 //   - session: echo through session and dispatch (package echo)
+//   - netloop+metrics, session+metrics: the same with package metrics on
+//     (loop timing, observers, per-peer series, a scrape every second)
 //
 // Scenarios: ping-pong with one busy-polling client (RTT p50/p99), throughput with 64
 // clients and 8 messages in flight each (messages/s, server CPU per
@@ -36,15 +38,17 @@ import (
 	"time"
 
 	"github.com/codecat/go-enet"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/enetkit/enetkit/examples/bench/echo"
 	"github.com/enetkit/enetkit/examples/bench/load"
 	"github.com/enetkit/enetkit/examples/bench/refserver"
+	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
 )
 
 func main() {
-	serve := flag.String("serve", "", "run as the server `impl` (ref, ref-poll, netloop, session) instead")
+	serve := flag.String("serve", "", "run as the server `impl` (ref, ref-poll, netloop, session, netloop+metrics, session+metrics) instead")
 	addr := flag.String("addr", "127.0.0.1:0", "server address (with -serve)")
 	peers := flag.Int("peers", 1024, "peer slots of every server")
 	impls := flag.String("impls", "ref,ref-poll,netloop,session", "servers to compare, the first is the reference")
@@ -92,18 +96,47 @@ func runServer(ctx context.Context, impl, addr string, peers int) error {
 		}
 		fmt.Printf("listening on %s\n", addr)
 		return s.Run(ctx)
-	case "netloop", "session":
-		h, err := netloop.New(addr, netloop.WithPeers(peers), netloop.WithChannels(echo.Channels))
+	case "netloop", "session", "netloop+metrics", "session+metrics":
+		base, withMetrics := strings.CutSuffix(impl, "+metrics")
+		opts := []netloop.Option{netloop.WithPeers(peers), netloop.WithChannels(echo.Channels)}
+		if withMetrics {
+			opts = append(opts, netloop.WithTiming())
+		}
+		h, err := netloop.New(addr, opts...)
 		if err != nil {
 			return err
 		}
+		var m *metrics.Metrics
+		if withMetrics {
+			reg := prometheus.NewRegistry()
+			if m, err = metrics.New(reg, metrics.WithPeerMetrics()); err != nil {
+				return err
+			}
+			m.AddHost("echo", h)
+			go scrape(ctx, reg)
+		}
 		fmt.Printf("listening on %s\n", h.Addr())
-		if impl == "netloop" {
+		if base == "netloop" {
 			return echo.Netloop(ctx, h)
 		}
-		return echo.Session(ctx, h)
+		return echo.Session(ctx, h, m)
 	}
 	return fmt.Errorf("unknown server %q", impl)
+}
+
+// scrape gathers reg every second, as a Prometheus server would (more
+// often than the usual 15s, to count its cost).
+func scrape(ctx context.Context, reg prometheus.Gatherer) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			reg.Gather()
+		}
+	}
 }
 
 // freePort returns a loopback address whose UDP port was free a moment ago

@@ -13,6 +13,7 @@ import (
 
 	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/examples/bench/load"
+	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/session"
 )
@@ -47,10 +48,17 @@ func Netloop(ctx context.Context, h *netloop.Host) error {
 }
 
 // Session echoes through a session server and a dispatch mux that routes
-// each channel, whole, to the echo handler; it runs h.
-func Session(ctx context.Context, h *netloop.Host) error {
+// each channel, whole, to the echo handler; it runs h. A non-nil m observes
+// the sessions and messages.
+func Session(ctx context.Context, h *netloop.Host, m *metrics.Metrics) error {
 	g, ctx := errgroup.WithContext(ctx)
-	mux := dispatch.NewMux(dispatch.WithMaxSize(netloop.MaxMessageSize))
+	var sopts []session.Option
+	mopts := []dispatch.Option{dispatch.WithMaxSize(netloop.MaxMessageSize)}
+	if m != nil {
+		sopts = append(sopts, session.WithObserver(m))
+		mopts = append(mopts, dispatch.WithObserver(m))
+	}
+	mux := dispatch.NewMux(mopts...)
 	echo := dispatch.HandlerFunc(func(ctx context.Context, m *dispatch.Message) error {
 		if m.Channel == load.BroadcastChannel && load.IsBroadcastRequest(m.Payload) {
 			if r, err := load.ParseBroadcastRequest(m.Payload); err == nil {
@@ -64,7 +72,7 @@ func Session(ctx context.Context, h *netloop.Host) error {
 	for ch := 0; ch < Channels; ch++ {
 		mux.HandleChannel(uint8(ch), echo)
 	}
-	g.Go(func() error { return session.New(h, mux).Run(ctx) })
+	g.Go(func() error { return session.New(h, mux, sopts...).Run(ctx) })
 	return g.Wait()
 }
 
