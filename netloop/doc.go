@@ -43,7 +43,10 @@
 // service call also sends everything queued. Received payloads are copied
 // once, into Go memory the consumer owns; packets are freed in C at the
 // next service call, so a receive costs one allocation and no extra cgo call.
-// A send costs one copy, into the ENet packet.
+// A send costs one copy, into the ENet packet. After an iteration that
+// delivered events, the loop yields once before it parks: the consumers it
+// woke run at once on its processor, and what they answer goes out in the
+// next service call, without a wake-up datagram.
 //
 // # Waking without spinning
 //
