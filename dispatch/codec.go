@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -49,8 +50,14 @@ func (rawCodec) Append(dst []byte, v any) ([]byte, error) {
 func (rawCodec) Unmarshal(data []byte, v any) error {
 	switch v := v.(type) {
 	case *[]byte:
+		if v == nil {
+			return errors.New("dispatch: raw codec cannot decode into a nil *[]byte")
+		}
 		*v = data
 	case *string:
+		if v == nil {
+			return errors.New("dispatch: raw codec cannot decode into a nil *string")
+		}
 		*v = string(data)
 	default:
 		return fmt.Errorf("dispatch: raw codec cannot decode into %T", v)
@@ -84,19 +91,22 @@ func (protoCodec) Append(dst []byte, v any) ([]byte, error) {
 	return proto.MarshalOptions{}.MarshalAppend(dst, m)
 }
 
+var protoMessage = reflect.TypeFor[proto.Message]()
+
 func (protoCodec) Unmarshal(data []byte, v any) error {
 	if m, ok := v.(proto.Message); ok {
+		if !m.ProtoReflect().IsValid() {
+			return fmt.Errorf("dispatch: proto codec cannot decode into a nil %T", v)
+		}
 		return proto.Unmarshal(data, m)
 	}
 	// A pointer to a message pointer, as Handle[*pb.T] passes: allocate.
 	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer && !rv.IsNil() && rv.Elem().Kind() == reflect.Pointer {
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() && rv.Elem().Kind() == reflect.Pointer && rv.Elem().Type().Implements(protoMessage) {
 		if rv.Elem().IsNil() {
 			rv.Elem().Set(reflect.New(rv.Elem().Type().Elem()))
 		}
-		if m, ok := rv.Elem().Interface().(proto.Message); ok {
-			return proto.Unmarshal(data, m)
-		}
+		return proto.Unmarshal(data, rv.Elem().Interface().(proto.Message))
 	}
 	return fmt.Errorf("dispatch: proto codec cannot decode into %T", v)
 }

@@ -114,7 +114,7 @@ type muxCounters struct {
 
 // Stats are a Mux's counters.
 type Stats struct {
-	Handled     int64 // messages handled, with or without error
+	Handled     int64 // messages handled, with or without error (bad messages not included)
 	Failed      int64 // handler errors that ended a session
 	Unknown     int64
 	Malformed   int64
@@ -263,11 +263,11 @@ func (m *Mux) ServeSession(ctx context.Context, s *session.Session) error {
 
 func (m *Mux) serve(ctx context.Context, msg *Message, in session.Message) error {
 	msg.Channel, msg.Flag, msg.Type, msg.Payload = in.Channel, in.Flag, 0, in.Data
+	if len(in.Data) > m.maxSize {
+		return m.reject(msg, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(in.Data), m.maxSize))
+	}
 	h, ok := m.channels[in.Channel]
 	if !ok {
-		if len(in.Data) > m.maxSize {
-			return m.reject(msg, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(in.Data), m.maxSize))
-		}
 		typ, payload, err := ParseMessage(in.Data)
 		if err != nil {
 			return m.reject(msg, err)
@@ -282,10 +282,10 @@ func (m *Mux) serve(ctx context.Context, msg *Message, in session.Message) error
 		start = time.Now()
 	}
 	err := h.ServeMessage(ctx, msg)
-	m.stats.handled.Add(1)
 	if errors.Is(err, ErrDecode) || errors.Is(err, ErrRateLimited) {
 		return m.reject(msg, err)
 	}
+	m.stats.handled.Add(1)
 	if m.obs != nil {
 		m.obs.MessageHandled(msg.Type, time.Since(start), err)
 	}

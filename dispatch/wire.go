@@ -43,6 +43,8 @@ func ParseMessage(b []byte) (typ uint32, payload []byte, err error) {
 		return 0, nil, ErrMalformed
 	case v > MaxType:
 		return 0, nil, ErrTypeRange
+	case n > 1 && b[n-1] == 0:
+		return 0, nil, ErrMalformed // not the shortest form: one type, one encoding
 	}
 	return uint32(v), b[n:], nil
 }

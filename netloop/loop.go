@@ -84,8 +84,8 @@ func (l *loop) newPeer(idx uint16) Peer {
 // free forgets the connection in slot idx.
 func (l *loop) free(idx uint16) {
 	l.slots[idx] = peerState{}
+	l.h.slots[idx].id.Store(0) // first: a racing Send sees ErrStalePeer
 	l.h.slots[idx].channels.Store(0)
-	l.h.slots[idx].id.Store(0)
 	l.live--
 }
 

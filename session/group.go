@@ -35,7 +35,7 @@ func (g *Group) Add(s *Session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return &EndError{Reason: s.endReason()}
+		return s.end // written before ended was set, under s.mu
 	}
 	if s.groups == nil {
 		s.groups = make(map[*Group]struct{})

@@ -155,9 +155,16 @@ func TestGroup(t *testing.T) {
 
 	// Remove takes a live session out; a broadcast then skips it.
 	removed := byData[perHost] // on clients[1]
-	g.Remove(removed)
-	g.Remove(removed) // twice is fine
-	g.Remove(gone)    // so is a session not in it
+	left := total - perHost - 1
+	if n := g.Remove(removed); n != left {
+		t.Fatalf("Remove returned %d, want %d", n, left)
+	}
+	if n := g.Remove(removed); n != left { // twice is fine
+		t.Fatalf("second Remove returned %d, want %d", n, left)
+	}
+	if n := g.Remove(gone); n != left { // so is a session not in it
+		t.Fatalf("Remove of a non-member returned %d, want %d", n, left)
+	}
 	if g.Contains(removed) || g.Len() != total-perHost-1 {
 		t.Fatalf("after Remove: contains %v, %d members", g.Contains(removed), g.Len())
 	}

@@ -154,8 +154,8 @@ func TestStableIDsAfterSlotReuse(t *testing.T) {
 	if sa.ID() == sb.ID() || sa.Peer() == sb.Peer() || sa.String() == sb.String() {
 		t.Fatalf("sessions share an ID: %v, %v", sa, sb)
 	}
-	if err := sa.Send(testCtx(t), 0, []byte("for A"), netloop.Reliable); !errors.Is(err, netloop.ErrStalePeer) {
-		t.Fatalf("Send with A's session: %v, want %v", err, netloop.ErrStalePeer)
+	if err := sa.Send(testCtx(t), 0, []byte("for A"), netloop.Reliable); !errors.Is(err, netloop.ErrStalePeer) || !errors.Is(err, session.ErrEnded) {
+		t.Fatalf("Send with A's session: %v, want %v and %v", err, netloop.ErrStalePeer, session.ErrEnded)
 	}
 	if err := sb.Send(testCtx(t), 0, []byte("for B"), netloop.Reliable); err != nil {
 		t.Fatalf("Send with B's session: %v", err)

@@ -249,7 +249,7 @@ func (srv *Server) finish(s *Session, ev netloop.Event) {
 	case netloop.ReasonOverflow:
 		end.Reason = SlowConsumer
 	case netloop.ReasonLocal, netloop.ReasonConnectFailed:
-		end.Reason = s.endReason()
+		end.Reason, end.Data = s.endReason(), s.sentData.Load()
 	}
 	if r := Reason(s.local.Load()); r == HandlerError || r == HandlerPanic {
 		end.Reason = r
@@ -288,29 +288,56 @@ func (srv *Server) serveSession(s *Session) {
 		defer func() {
 			if r := recover(); r != nil {
 				panicked = true
-				err = fmt.Errorf("panic: %v", r)
+				if e, ok := r.(error); ok {
+					err = fmt.Errorf("panic: %w", e)
+				} else {
+					err = fmt.Errorf("panic: %v", r)
+				}
 				srv.log.Error("handler panicked", zap.Uint64("session", s.ID()), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 			}
 		}()
 		err = srv.handler.ServeSession(s.ctx, s)
 	}()
 	s.returned.Store(true)
+	defer srv.unread(s)
 	if s.ctx.Err() != nil || (!panicked && errors.Is(err, ErrEnded)) {
 		return // ended, or ending: an error that says so is not a failure
 	}
-	switch {
-	case panicked:
-		srv.stats.handlerPanics.Add(1)
-		s.fail(HandlerPanic, err)
-	case err != nil:
-		srv.stats.handlerErrors.Add(1)
-		srv.log.Warn("handler failed", zap.Uint64("session", s.ID()), zap.Error(err))
-		s.fail(HandlerError, err)
-	default:
+	if err == nil {
 		s.Close()
 		return
 	}
+	if panicked {
+		srv.stats.handlerPanics.Add(1)
+	} else {
+		srv.stats.handlerErrors.Add(1)
+		srv.log.Warn("handler failed", zap.Uint64("session", s.ID()), zap.Error(err))
+	}
 	if srv.obs != nil {
-		srv.obs.HandlerFailed(s, err, panicked)
+		srv.obs.HandlerFailed(s, err, panicked) // before the end it causes
+	}
+	if panicked {
+		s.fail(HandlerPanic, err)
+	} else {
+		s.fail(HandlerError, err)
+	}
+}
+
+// unread counts the messages a returned handler left in its inbox as
+// dropped; later ones are dropped by deliver.
+func (srv *Server) unread(s *Session) {
+	for {
+		select {
+		case m, ok := <-s.inbox:
+			if !ok {
+				return
+			}
+			srv.stats.dropped.Add(1)
+			if srv.obs != nil {
+				srv.obs.MessageDropped(s, m)
+			}
+		default:
+			return
+		}
 	}
 }

@@ -88,6 +88,7 @@ type Session struct {
 	cancel context.CancelCauseFunc
 
 	local    atomic.Uint32 // Reason this side asked for, 0 if none
+	sentData atomic.Uint32 // the data this side disconnected with
 	returned atomic.Bool   // the handler has returned
 	dropping bool          // server goroutine only: drop the rest of the messages
 	end      *EndError     // server goroutine writes before cancel; readers after ctx.Done
@@ -168,6 +169,9 @@ func (s *Session) TryReceive() (m Message, ok bool) {
 
 func (s *Session) received(m Message, ok bool) (Message, error) {
 	if !ok {
+		// The server closes the inbox, then cancels the context at once:
+		// wait for it, so that Err and Context agree with this answer.
+		<-s.ctx.Done()
 		return Message{}, s.end
 	}
 	return m, nil
@@ -209,7 +213,9 @@ func (s *Session) fail(r Reason, err error) {
 }
 
 func (s *Session) closeAs(r Reason, data uint32) error {
-	s.local.CompareAndSwap(0, uint32(r))
+	if s.local.CompareAndSwap(0, uint32(r)) {
+		s.sentData.Store(data)
+	}
 	return s.gone(s.srv.host.DisconnectLater(context.Background(), s.peer, data))
 }
 
