@@ -8,6 +8,7 @@
 //   - session: echo through session and dispatch (package echo)
 //   - netloop+metrics, session+metrics: the same with package metrics on
 //     (loop timing, observers, per-peer series, a scrape every second)
+//   - any of them with the suffix /1p: the server process with GOMAXPROCS=1
 //
 // Scenarios: ping-pong with one busy-polling client (RTT p50/p99), throughput with 64
 // clients and 8 messages in flight each (messages/s, server CPU per
@@ -31,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -51,7 +53,7 @@ func main() {
 	serve := flag.String("serve", "", "run as the server `impl` (ref, ref-poll, netloop, session, netloop+metrics, session+metrics) instead")
 	addr := flag.String("addr", "127.0.0.1:0", "server address (with -serve)")
 	peers := flag.Int("peers", 1024, "peer slots of every server")
-	impls := flag.String("impls", "ref,ref-poll,netloop,session", "servers to compare, the first is the reference")
+	impls := flag.String("impls", "ref,ref-poll,netloop,netloop/1p,session,session/1p", "servers to compare, the first is the reference")
 	duration := flag.Duration("duration", 5*time.Second, "measured time per scenario")
 	warmup := flag.Duration("warmup", time.Second, "warm-up time per scenario")
 	asJSON := flag.Bool("json", false, "print one JSON line per result")
@@ -83,6 +85,13 @@ func main() {
 // runServer runs one server until ctx is done. It prints "listening on
 // ADDR" once it is bound.
 func runServer(ctx context.Context, impl, addr string, peers int) error {
+	if base, ok := strings.CutSuffix(impl, "/1p"); ok {
+		// One processor for the server, like the single-threaded reference:
+		// on a small machine shared with the load generator this avoids
+		// spreading one host's work over cores the generator needs.
+		runtime.GOMAXPROCS(1)
+		impl = base
+	}
 	switch impl {
 	case "ref", "ref-poll":
 		enet.Initialize()
