@@ -8,6 +8,7 @@ import (
 	"github.com/enetkit/enetkit/integration/linkproxy"
 	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 )
 
 // TestPacketLossBehindLossyLink sends reliable messages from a server to a
@@ -20,8 +21,8 @@ func TestPacketLossBehindLossyLink(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	srv := runHost(t, "127.0.0.1:0")
-	cli := runHost(t, "")
+	srv := netlooptest.Start(t, "127.0.0.1:0")
+	cli := netlooptest.Start(t, "")
 	proxy, err := linkproxy.New("127.0.0.1:0", srv.Addr().String(), linkproxy.Config{Down: linkproxy.Link{Loss: 0.3}, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ func TestPacketLossBehindLossyLink(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no connect")
 	}
-	go func() { // the client drains what arrives
+	go func() { // the client drains what arrives, until it stops
 		for range cli.Events() {
 		}
 	}()
@@ -68,25 +69,4 @@ func TestPacketLossBehindLossyLink(t *testing.T) {
 			return
 		}
 	}
-}
-
-// runHost runs a host until the test ends, draining nothing.
-func runHost(t *testing.T, addr string) *netloop.Host {
-	t.Helper()
-	h, err := netloop.New(addr, netloop.WithDrainTimeout(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		go func() {
-			for range h.Events() {
-			}
-		}()
-		<-done
-	})
-	return h
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -31,7 +32,7 @@ const wait = 10 * time.Second
 
 // server runs a session server with a mux that handles type 1 (raw) and
 // fails type 2, instrumented with m; it returns the server's address.
-func server(t *testing.T, m *metrics.Metrics, handled chan<- struct{}) netip {
+func server(t *testing.T, m *metrics.Metrics, handled chan<- struct{}) string {
 	t.Helper()
 	host, err := netloop.New("127.0.0.1:0", netloop.WithTiming(), netloop.WithLogger(zaptest.NewLogger(t)))
 	if err != nil {
@@ -44,57 +45,15 @@ func server(t *testing.T, m *metrics.Metrics, handled chan<- struct{}) netip {
 		return nil
 	})
 	mux.HandleFunc(2, func(ctx context.Context, msg *dispatch.Message) error { return errors.New("no") })
-	srv := session.New(host, mux, session.WithObserver(m))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(wait):
-			t.Error("server did not stop")
-		}
-	})
-	return netip(host.Addr().String())
+	netlooptest.Go(t, session.New(host, mux, session.WithObserver(m)).Run)
+	return host.Addr().String()
 }
 
-type netip string
-
-// client connects a plain host to addr and returns it with its peer.
-func client(t *testing.T, addr netip) (*netloop.Host, netloop.Peer) {
+// client connects a client host to addr and returns it with its peer.
+func client(t *testing.T, addr string) (*netloop.Host, netloop.Peer) {
 	t.Helper()
-	h, err := netloop.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		go func() {
-			for range h.Events() {
-			}
-		}()
-		<-done
-	})
-	p, err := h.Connect(ctx, string(addr), 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case ev := <-h.Events():
-		if ev.Kind != netloop.Connect {
-			t.Fatalf("event %v", ev.Kind)
-		}
-	case <-time.After(wait):
-		t.Fatal("no connect")
-	}
-	return h, p
+	h := netlooptest.Start(t, "")
+	return h, netlooptest.Dial(t, h, addr, 1, 0)
 }
 
 func TestCountersMatchTraffic(t *testing.T) {
@@ -190,14 +149,8 @@ func sample(t *testing.T, reg *prometheus.Registry, name, label string) float64 
 }
 
 func TestHistogramCountsMatchIterations(t *testing.T) {
-	h, err := netloop.New("127.0.0.1:0", netloop.WithTiming())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	h := netlooptest.Start(t, "127.0.0.1:0", netloop.WithTiming())
+	ctx := context.Background()
 	for i := 0; i < 20; i++ { // each Stats call is a command: more iterations
 		if _, err := h.Stats(ctx); err != nil {
 			t.Fatal(err)
