@@ -89,9 +89,14 @@ static void nl_scan(nl_state *s, ENetHost *h) {
 	if (flags & ENET_PROTOCOL_HEADER_FLAG_COMPRESSED) return; // cannot look inside
 	ENetPeer *peer = NULL;
 	if (peerID != ENET_PROTOCOL_MAXIMUM_PEER_ID) {
+		// The checks ENet makes before it accepts a datagram for a peer.
 		if (peerID >= h->peerCount) { s->malformed++; return; }
 		peer = &h->peers[peerID];
-		if (peer->address.host != h->receivedAddress.host || peer->address.port != h->receivedAddress.port) {
+		enet_uint8 session = (enet_uint8)((word & ENET_PROTOCOL_HEADER_SESSION_MASK) >> ENET_PROTOCOL_HEADER_SESSION_SHIFT);
+		if (peer->state == ENET_PEER_STATE_DISCONNECTED || peer->state == ENET_PEER_STATE_ZOMBIE ||
+		    ((peer->address.host != h->receivedAddress.host || peer->address.port != h->receivedAddress.port) &&
+		     peer->address.host != ENET_HOST_BROADCAST) ||
+		    (peer->outgoingPeerID < ENET_PROTOCOL_MAXIMUM_PEER_ID && session != peer->incomingSessionID)) {
 			s->malformed++;
 			return;
 		}
