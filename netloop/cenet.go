@@ -53,6 +53,11 @@ typedef struct {
 	size_t        length;      // RECEIVE: packet->dataLength
 } nl_event;
 
+typedef struct {
+	enet_uint32 sentData, sentPackets, receivedData, receivedPackets, serviceTime;
+	enet_uint32 connectedPeers;
+} nl_totals;
+
 // nl_state is the per-host C state the loop owns next to the ENetHost.
 typedef struct {
 	enet_uint8  cookie[NL_COOKIE]; // wake datagram payload
@@ -64,6 +69,7 @@ typedef struct {
 	uint64_t serviceErrors;     // enet_host_service returned < 0
 	enet_uint8 *remote;            // per slot: a DISCONNECT command arrived from the peer
 	size_t      peers;
+	nl_totals   tot;               // ENet's counters as of the last pump, taken and reset
 } nl_state;
 
 // The intercept callback has no user pointer; nl_pump sets this for the
@@ -205,7 +211,20 @@ static void nl_put(nl_state *s, ENetHost *h, ENetEvent *ev) {
 // nl_pump frees the previous batch's packets, runs enet_host_service once
 // with the given timeout (which also sends everything queued), then drains
 // already-dispatched events with enet_host_check_events, without I/O, until
-// none is left or the batch is full. It returns the number of events.
+// none is left or the batch is full, and takes ENet's counters. It returns
+// the number of events.
+// nl_take_totals moves ENet's 32-bit counters into s->tot and resets them,
+// so the Go side can keep 64-bit totals that never wrap.
+static void nl_take_totals(ENetHost *h, nl_state *s) {
+	nl_totals *t = &s->tot;
+	t->sentData = h->totalSentData; h->totalSentData = 0;
+	t->sentPackets = h->totalSentPackets; h->totalSentPackets = 0;
+	t->receivedData = h->totalReceivedData; h->totalReceivedData = 0;
+	t->receivedPackets = h->totalReceivedPackets; h->totalReceivedPackets = 0;
+	t->serviceTime = h->serviceTime;
+	t->connectedPeers = (enet_uint32)h->connectedPeers;
+}
+
 static int nl_pump(ENetHost *h, nl_state *s, enet_uint32 timeout) {
 	ENetEvent ev;
 	nl_release(s);
@@ -215,13 +234,13 @@ static int nl_pump(ENetHost *h, nl_state *s, enet_uint32 timeout) {
 	s->lastrc = rc;
 	if (rc < 0) {
 		s->serviceErrors++;
-		return 0;
 	}
 	while (rc > 0) {
 		if (ev.type != (ENetEventType)NL_EVENT_WAKE && ev.peer != NULL) nl_put(s, h, &ev);
 		if (s->n == s->cap) break;
 		rc = enet_host_check_events(h, &ev);
 	}
+	nl_take_totals(h, s);
 	return s->n;
 }
 
@@ -323,21 +342,6 @@ static void nl_peer_info_get(ENetHost *h, enet_uint16 idx, nl_peer_info *o) {
 	o->outgoingBandwidth = p->outgoingBandwidth;
 }
 
-typedef struct {
-	enet_uint32 sentData, sentPackets, receivedData, receivedPackets, serviceTime;
-	enet_uint32 connectedPeers;
-} nl_totals;
-
-// nl_take_totals reads ENet's 32-bit counters and resets them, so the Go side
-// can keep 64-bit totals that never wrap.
-static void nl_take_totals(ENetHost *h, nl_totals *t) {
-	t->sentData = h->totalSentData; h->totalSentData = 0;
-	t->sentPackets = h->totalSentPackets; h->totalSentPackets = 0;
-	t->receivedData = h->totalReceivedData; h->totalReceivedData = 0;
-	t->receivedPackets = h->totalReceivedPackets; h->totalReceivedPackets = 0;
-	t->serviceTime = h->serviceTime;
-	t->connectedPeers = (enet_uint32)h->connectedPeers;
-}
 
 static void nl_set_rtt(ENetHost *h, enet_uint16 idx, enet_uint32 v) { h->peers[idx].roundTripTime = v; }
 static void nl_set_last_rtt(ENetHost *h, enet_uint16 idx, enet_uint32 v) { h->peers[idx].lastRoundTripTime = v; }
@@ -553,15 +557,15 @@ func (c *chost) peerInfo(idx uint16) PeerInfo {
 	}
 }
 
-// totals are ENet's host counters since the previous call; it resets them.
+// totals are ENet's host counters over the last pump.
 type totals struct {
 	sentData, sentPackets, receivedData, receivedPackets uint32
 	serviceTime, connected                               uint32
 }
 
-func (c *chost) takeTotals() totals {
-	var t C.nl_totals
-	C.nl_take_totals(c.h, &t)
+// totals reads, without a cgo call, what the last pump took.
+func (c *chost) totals() totals {
+	t := &c.s.tot
 	return totals{uint32(t.sentData), uint32(t.sentPackets), uint32(t.receivedData), uint32(t.receivedPackets), uint32(t.serviceTime), uint32(t.connectedPeers)}
 }
 

@@ -38,6 +38,7 @@ type config struct {
 	maxBatch        int
 	overflow        Overflow
 	park, drain     time.Duration
+	ping            uint32 // ms; 0: ENet's default
 	timing          bool
 }
 
@@ -76,6 +77,15 @@ func WithMaxPending(n int, policy Overflow) Option {
 // the interval only bounds how late ENet's own timers (retransmissions,
 // pings, timeouts) may run.
 func WithParkInterval(d time.Duration) Option { return func(c *config) { c.park = d } }
+
+// WithPingInterval sets the ping interval of every connection of the host
+// as it connects (enet_peer_ping_interval; ENet's default is 500ms). ENet
+// pings a peer it has sent nothing to for that long, so a longer interval
+// makes idle peers cheaper, at the cost of noticing a vanished peer later.
+// Host.SetPingInterval changes one connection's.
+func WithPingInterval(d time.Duration) Option {
+	return func(c *config) { c.ping = uint32(min(max(d, 0), time.Hour) / time.Millisecond) }
+}
 
 // WithTiming makes the loop time its iterations and service calls, into
 // the Histograms of Stats (two clock reads per iteration).

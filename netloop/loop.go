@@ -99,6 +99,8 @@ func (l *loop) run(ctx context.Context) error {
 	park := uint32(h.cfg.park / time.Millisecond)
 	timing := h.cfg.timing
 	var start, t0 time.Time
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	for {
 		select {
 		case <-done:
@@ -121,12 +123,24 @@ func (l *loop) run(ctx context.Context) error {
 			n += l.drain(h.cfg.maxBatch - n)
 		}
 		timeout := uint32(0)
-		if n == 0 {
-			if l.pending() > 0 {
-				timeout = 1 // the consumer is behind: retry soon
-			} else {
-				timeout = park
+		if n == 0 && l.pending() > 0 {
+			// The consumer is behind: wait for it (or a command) in Go, for
+			// at most 1ms (ENet's timers), rather than inside ENet, which
+			// would not see the channel gain room.
+			wait.Reset(time.Millisecond)
+			select {
+			case h.events <- l.q[l.head]:
+				l.q[l.head] = Event{}
+				l.head++
+				l.deliver()
+			case c := <-h.cmds:
+				l.exec(c)
+			case <-done:
+			case <-wait.C:
 			}
+			wait.Stop()
+		} else if n == 0 {
+			timeout = park
 			// Park: from here senders send a wake datagram. Look once more
 			// for a command that came before they could see it.
 			h.awake.Store(false)
@@ -269,6 +283,9 @@ func (l *loop) handle(evs []cevent) {
 			}
 			s.connected = true
 			s.addr = eventAddr(e)
+			if l.h.cfg.ping != 0 {
+				l.c.setPingInterval(idx, l.h.cfg.ping)
+			}
 			l.h.slots[idx].channels.Store(uint32(e.channels))
 			l.st.Connects++
 			p := Peer{h: l.h, id: s.id}
@@ -352,15 +369,20 @@ func (l *loop) deliver() {
 			l.q[l.head] = Event{}
 			l.head++
 		default:
+			if l.head >= len(l.q)/2 { // compact: memory follows the backlog, not the events since it began
+				n := copy(l.q, l.q[l.head:])
+				clear(l.q[n:])
+				l.q, l.head = l.q[:n], 0
+			}
 			return
 		}
 	}
 	l.q, l.head = l.q[:0], 0
 }
 
-// account folds ENet's 32-bit totals into 64-bit counters.
+// account folds ENet's 32-bit totals of the last pump into 64-bit counters.
 func (l *loop) account() {
-	t := l.c.takeTotals()
+	t := l.c.totals()
 	l.st.SentBytes += uint64(t.sentData)
 	l.st.SentDatagrams += uint64(t.sentPackets)
 	l.st.ReceivedBytes += uint64(t.receivedData)

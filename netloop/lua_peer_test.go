@@ -462,3 +462,21 @@ func TestLua_peer_timeout(t *testing.T) {
 		}
 	})
 }
+
+// TestWithPingInterval: the host option applies to every connection as it
+// connects, incoming and outgoing.
+func TestWithPingInterval(t *testing.T) {
+	srv, cli, sp, cp := pair(t, 1, netloop.WithPingInterval(2*time.Second))
+	for _, c := range []struct {
+		h *netloop.Host
+		p netloop.Peer
+	}{{srv, sp}, {cli, cp}} {
+		info, err := c.h.PeerInfo(ctx(t), c.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.PingInterval != 2*time.Second {
+			t.Errorf("ping interval %v, want 2s", info.PingInterval)
+		}
+	}
+}
