@@ -2,7 +2,6 @@ package dispatch_test
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -61,29 +61,7 @@ func serve(tb testing.TB, mux *dispatch.Mux, opts ...session.Option) *server {
 		addr:     "127.0.0.1:" + strconv.Itoa(int(host.Addr().Port())),
 		sessions: sl,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	var (
-		once   sync.Once
-		runErr error
-	)
-	srv.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(wait):
-				runErr = errors.New("Run did not return")
-			}
-		})
-		return runErr
-	}
-	tb.Cleanup(func() {
-		if err := srv.stop(); err != nil {
-			tb.Errorf("server Run: %v", err)
-		}
-	})
+	srv.stop = netlooptest.Go(tb, srv.Run)
 	return srv
 }
 
@@ -97,58 +75,18 @@ type client struct {
 // with two channels and the given connect data.
 func connect(tb testing.TB, srv *server, data uint32) *client {
 	tb.Helper()
-	h, err := netloop.New("", netloop.WithLogger(testLogger(tb)), netloop.WithChannels(2), netloop.WithDrainTimeout(2*time.Second))
-	if err != nil {
-		tb.Fatalf("netloop.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- h.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		go func() {
-			for range h.Events() {
-			}
-		}()
-		select {
-		case err := <-errc:
-			if err != nil {
-				tb.Errorf("client Run: %v", err)
-			}
-		case <-time.After(wait):
-			tb.Errorf("client Run did not return")
-		}
-	})
-	c := &client{Host: h}
-	c.peer, err = h.Connect(testCtx(tb), srv.addr, 2, data)
-	if err != nil {
-		tb.Fatalf("Connect: %v", err)
-	}
-	c.expect(tb, netloop.Connect)
-	return c
+	h := netlooptest.Start(tb, "", netloop.WithLogger(testLogger(tb)), netloop.WithChannels(2), netloop.WithDrainTimeout(2*time.Second))
+	return &client{Host: h, peer: netlooptest.Dial(tb, h, srv.addr, 2, data)}
 }
 
 func (c *client) next(tb testing.TB) netloop.Event {
 	tb.Helper()
-	select {
-	case ev, ok := <-c.Events():
-		if !ok {
-			tb.Fatal("client events closed")
-		}
-		return ev
-	case <-time.After(wait):
-		tb.Fatal("no client event")
-	}
-	return netloop.Event{}
+	return netlooptest.Next(tb, c.Host)
 }
 
 func (c *client) expect(tb testing.TB, k netloop.Kind) netloop.Event {
 	tb.Helper()
-	ev := c.next(tb)
-	if ev.Kind != k {
-		tb.Fatalf("client event %v (%+v), want %v", ev.Kind, ev, k)
-	}
-	return ev
+	return netlooptest.Expect(tb, c.Host, k)
 }
 
 // send sends raw bytes on channel ch, reliably.

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -21,55 +22,19 @@ const wait = 10 * time.Second
 func start(t *testing.T, addr string, opts ...netloop.Option) *netloop.Host {
 	t.Helper()
 	opts = append([]netloop.Option{netloop.WithLogger(zaptest.NewLogger(t)), netloop.WithDrainTimeout(time.Second)}, opts...)
-	h, err := netloop.New(addr, opts...)
-	if err != nil {
-		t.Fatalf("New(%q): %v", addr, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		// Drain events so that shutdown never waits on this test.
-		go func() {
-			for range h.Events() {
-			}
-		}()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("Run did not return")
-		}
-	})
-	return h
+	return netlooptest.Start(t, addr, opts...)
 }
 
 // next returns the next event, failing the test after a deadline.
 func next(t *testing.T, h *netloop.Host) netloop.Event {
 	t.Helper()
-	select {
-	case ev, ok := <-h.Events():
-		if !ok {
-			t.Fatal("events closed")
-		}
-		return ev
-	case <-time.After(wait):
-		t.Fatal("no event")
-	}
-	return netloop.Event{}
+	return netlooptest.Next(t, h)
 }
 
 // expect returns the next event, which must be of kind k.
 func expect(t *testing.T, h *netloop.Host, k netloop.Kind) netloop.Event {
 	t.Helper()
-	ev := next(t, h)
-	if ev.Kind != k {
-		t.Fatalf("event %v (%+v), want %v", ev.Kind, ev, k)
-	}
-	return ev
+	return netlooptest.Expect(t, h, k)
 }
 
 // pair connects a client host to a server host and returns both ends.

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -65,29 +66,7 @@ func startServer(t *testing.T, h session.Handler, hostOpts []netloop.Option, opt
 		addr:   "127.0.0.1:" + strconv.Itoa(int(host.Addr().Port())),
 		obs:    obs,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
-	var (
-		once   sync.Once
-		runErr error
-	)
-	srv.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(wait):
-				runErr = errors.New("Run did not return")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() {
-		if err := srv.stop(); err != nil {
-			t.Errorf("server Run: %v", err)
-		}
-	})
+	srv.stop = netlooptest.Go(t, srv.Run)
 	return srv
 }
 
@@ -97,69 +76,26 @@ func startClient(t *testing.T, opts ...netloop.Option) *netloop.Host {
 	opts = append([]netloop.Option{
 		netloop.WithLogger(testLogger(t)), netloop.WithChannels(2), netloop.WithDrainTimeout(2 * time.Second),
 	}, opts...)
-	h, err := netloop.New("", opts...)
-	if err != nil {
-		t.Fatalf("netloop.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		// Drain events so that shutdown never waits on this test.
-		go func() {
-			for range h.Events() {
-			}
-		}()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("client Run: %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("client Run did not return")
-		}
-	})
-	return h
+	return netlooptest.Start(t, "", opts...)
 }
 
 // dial connects cli to addr and waits for the Connect event, which must be
 // the client's next event.
 func dial(t *testing.T, cli *netloop.Host, addr string, channels int, data uint32) netloop.Peer {
 	t.Helper()
-	p, err := cli.Connect(testCtx(t), addr, channels, data)
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	if ev := expect(t, cli, netloop.Connect); ev.Peer != p {
-		t.Fatalf("connect of %v, want %v", ev.Peer, p)
-	}
-	return p
+	return netlooptest.Dial(t, cli, addr, channels, data)
 }
 
 // next returns h's next event, failing the test after wait.
 func next(t *testing.T, h *netloop.Host) netloop.Event {
 	t.Helper()
-	select {
-	case ev, ok := <-h.Events():
-		if !ok {
-			t.Fatal("client events closed")
-		}
-		return ev
-	case <-time.After(wait):
-		t.Fatal("no client event")
-	}
-	return netloop.Event{}
+	return netlooptest.Next(t, h)
 }
 
 // expect returns h's next event, which must be of kind k.
 func expect(t *testing.T, h *netloop.Host, k netloop.Kind) netloop.Event {
 	t.Helper()
-	ev := next(t, h)
-	if ev.Kind != k {
-		t.Fatalf("client event %v (%+v), want %v", ev.Kind, ev, k)
-	}
-	return ev
+	return netlooptest.Expect(t, h, k)
 }
 
 // send sends data from cli to p or fails the test.

@@ -62,6 +62,7 @@ type EndError struct {
 	Err    error  // HandlerError, HandlerPanic: what the handler returned or panicked with
 }
 
+// Error describes the end.
 func (e *EndError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("session: ended: %v: %v", e.Reason, e.Err)

@@ -15,7 +15,7 @@
 // million), and a fixed offered rate of 20k messages/s (server CPU per
 // million). Run it with
 //
-//	go run ./examples/bench/compare [-duration 5s] [-impls ref,netloop,session] [-json]
+//	go run ./examples/bench/compare [-duration 5s] [-repeat 3] [-impls ref,netloop,session] [-json]
 //
 // The servers share the machine's cores with the load generator; the
 // numbers that count are the ratios within one run.
@@ -34,6 +34,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -57,6 +58,7 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measured time per scenario")
 	warmup := flag.Duration("warmup", time.Second, "warm-up time per scenario")
 	asJSON := flag.Bool("json", false, "print one JSON line per result")
+	repeat := flag.Int("repeat", 1, "rounds; the table shows medians")
 	cpuprofile := flag.String("cpuprofile", "", "with -serve: write the server's CPU profile to `file`")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -73,7 +75,7 @@ func main() {
 	if *serve != "" {
 		err = runServer(ctx, *serve, *addr, *peers)
 	} else {
-		err = compare(ctx, strings.Split(*impls, ","), *peers, *duration, *warmup, *asJSON)
+		err = compare(ctx, strings.Split(*impls, ","), *peers, *duration, *warmup, max(*repeat, 1), *asJSON)
 	}
 	if err != nil {
 		pprof.StopCPUProfile()
@@ -178,36 +180,68 @@ type row struct {
 	results map[string]load.Result
 }
 
-func compare(ctx context.Context, impls []string, peers int, d, warmup time.Duration, asJSON bool) error {
+func compare(ctx context.Context, impls []string, peers int, d, warmup time.Duration, repeat int, asJSON bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	var rows []row
+	// Rounds interleave the servers, so that drift in the machine's load
+	// spreads over all of them; the table shows each figure's median.
+	all := make(map[string]map[string][]load.Result)
 	for _, impl := range impls {
-		r := row{impl: impl, results: make(map[string]load.Result)}
+		all[impl] = make(map[string][]load.Result)
+	}
+	for round := 0; round < repeat; round++ {
 		for _, sc := range scenarios(d, warmup) {
-			res, err := measure(ctx, self, impl, peers, sc.cfg)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", impl, sc.name, err)
-			}
-			r.results[sc.name] = res
-			if asJSON {
-				b, _ := json.Marshal(struct {
-					Impl, Scenario string
-					load.Result
-				}{impl, sc.name, res})
-				fmt.Println(string(b))
-			} else {
-				fmt.Fprintf(os.Stderr, "%-8s %-10s %9.0f msgs/s  p50 %v  p99 %v  cpu/M %.2fs\n", impl, sc.name, res.MsgsPerSec, res.P50, res.P99, res.CPUPerMillion)
+			for _, impl := range impls {
+				res, err := measure(ctx, self, impl, peers, sc.cfg)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", impl, sc.name, err)
+				}
+				all[impl][sc.name] = append(all[impl][sc.name], res)
+				if asJSON {
+					b, _ := json.Marshal(struct {
+						Impl, Scenario string
+						Round          int
+						load.Result
+					}{impl, sc.name, round, res})
+					fmt.Println(string(b))
+				} else {
+					fmt.Fprintf(os.Stderr, "%-16s %-10s %9.0f msgs/s  p50 %v  p99 %v  cpu/M %.2fs\n", impl, sc.name, res.MsgsPerSec, res.P50, res.P99, res.CPUPerMillion)
+				}
 			}
 		}
-		rows = append(rows, r)
 	}
 	if !asJSON {
+		var rows []row
+		for _, impl := range impls {
+			r := row{impl: impl, results: make(map[string]load.Result)}
+			for name, rs := range all[impl] {
+				r.results[name] = median(rs)
+			}
+			rows = append(rows, r)
+		}
 		table(rows)
 	}
 	return nil
+}
+
+// median returns, field by field, the medians of rs.
+func median(rs []load.Result) load.Result {
+	mid := func(get func(load.Result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return load.Result{
+		MsgsPerSec:    mid(func(r load.Result) float64 { return r.MsgsPerSec }),
+		P50:           time.Duration(mid(func(r load.Result) float64 { return float64(r.P50) })),
+		P99:           time.Duration(mid(func(r load.Result) float64 { return float64(r.P99) })),
+		CPUPerMillion: mid(func(r load.Result) float64 { return r.CPUPerMillion }),
+	}
 }
 
 // measure starts impl in a child process, runs the load against it and stops it.
