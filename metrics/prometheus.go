@@ -42,6 +42,8 @@ var defs = []metricDef{
 	{"peer_packet_loss_variance_ratio", "Variance of the packet loss.", []string{"host", "peer"}},
 	{"peer_packet_throttle_ratio", "Probability that an unreliable packet is sent.", []string{"host", "peer"}},
 	{"peer_reliable_in_flight_bytes", "Reliable data sent and not yet acknowledged.", []string{"host", "peer"}},
+	{"peer_queued_commands", "Commands (messages or fragments) waiting to be sent to the peer.", []string{"host", "peer"}},
+	{"peer_unacked_commands", "Reliable commands sent to the peer and not yet acknowledged.", []string{"host", "peer"}},
 	{"peer_sent_bytes_total", "Message payload bytes sent to the peer.", []string{"host", "peer"}},
 	{"peer_received_bytes_total", "Message payload bytes received from the peer.", []string{"host", "peer"}},
 
@@ -121,6 +123,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			gauge("peer_packet_loss_variance_ratio", p.PacketLossVariance, n, id)
 			gauge("peer_packet_throttle_ratio", float64(p.PacketThrottle)/netloop.ThrottleScale, n, id)
 			gauge("peer_reliable_in_flight_bytes", float64(p.ReliableDataInTransit), n, id)
+			gauge("peer_queued_commands", float64(p.QueuedCommands), n, id)
+			gauge("peer_unacked_commands", float64(p.UnackedCommands), n, id)
 			counter("peer_sent_bytes_total", float64(p.BytesSent), n, id)
 			counter("peer_received_bytes_total", float64(p.BytesReceived), n, id)
 		}

@@ -8,6 +8,7 @@ package netloop
 #cgo pkg-config: libenet
 #include <enet/enet.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -308,6 +309,7 @@ typedef struct {
 	enet_uint32 pingInterval, timeoutLimit, timeoutMinimum, timeoutMaximum;
 	enet_uint32 reliableInTransit, mtu;
 	enet_uint32 packetsSent, packetsLost, incomingBandwidth, outgoingBandwidth;
+	enet_uint32 queued, unacked;
 } nl_peer_info;
 
 static void nl_peer_info_get(ENetHost *h, enet_uint16 idx, nl_peer_info *o) {
@@ -340,6 +342,20 @@ static void nl_peer_info_get(ENetHost *h, enet_uint16 idx, nl_peer_info *o) {
 	o->packetsLost = p->packetsLost;
 	o->incomingBandwidth = p->incomingBandwidth;
 	o->outgoingBandwidth = p->outgoingBandwidth;
+	o->queued = (enet_uint32)enet_list_size(&p->outgoingCommands);
+	o->unacked = (enet_uint32)enet_list_size(&p->sentReliableCommands);
+}
+
+// nl_socket_buffers sets (when rcv or snd > 0) and reads back the socket's
+// buffer sizes, as the kernel reports them.
+static int nl_socket_buffers(ENetHost *h, int rcv, int snd, int *rcvOut, int *sndOut) {
+	if (rcv > 0 && enet_socket_set_option(h->socket, ENET_SOCKOPT_RCVBUF, rcv) < 0) return -1;
+	if (snd > 0 && enet_socket_set_option(h->socket, ENET_SOCKOPT_SNDBUF, snd) < 0) return -1;
+	socklen_t n = sizeof(int);
+	if (getsockopt(h->socket, SOL_SOCKET, SO_RCVBUF, rcvOut, &n) < 0) return -1;
+	n = sizeof(int);
+	if (getsockopt(h->socket, SOL_SOCKET, SO_SNDBUF, sndOut, &n) < 0) return -1;
+	return 0;
 }
 
 
@@ -511,6 +527,16 @@ func (c *chost) connect(to netip.AddrPort, channels int, data uint32) (uint16, b
 	return uint16(idx), true
 }
 
+// socketBuffers sets the socket's receive and send buffer sizes (those > 0)
+// and returns them as the kernel reports them.
+func (c *chost) socketBuffers(rcv, snd int) (int, int, error) {
+	var r, w C.int
+	if C.nl_socket_buffers(c.h, C.int(rcv), C.int(snd), &r, &w) < 0 {
+		return 0, 0, errors.New("setsockopt/getsockopt failed")
+	}
+	return int(r), int(w), nil
+}
+
 // localAddr is the address the host's socket is bound to.
 func (c *chost) localAddr() (netip.AddrPort, error) {
 	var host C.enet_uint32
@@ -554,6 +580,8 @@ func (c *chost) peerInfo(idx uint16) PeerInfo {
 		OutgoingBandwidth:     uint32(o.outgoingBandwidth),
 		PacketsSent:           uint32(o.packetsSent),
 		PacketsLost:           uint32(o.packetsLost),
+		QueuedCommands:        int(o.queued),
+		UnackedCommands:       int(o.unacked),
 	}
 }
 

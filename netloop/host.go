@@ -39,6 +39,7 @@ type config struct {
 	overflow        Overflow
 	park, drain     time.Duration
 	ping            uint32 // ms; 0: ENet's default
+	rcvbuf, sndbuf  int
 	timing          bool
 }
 
@@ -87,6 +88,15 @@ func WithPingInterval(d time.Duration) Option {
 	return func(c *config) { c.ping = uint32(min(max(d, 0), time.Hour) / time.Millisecond) }
 }
 
+// WithSocketBuffers sets the host socket's receive and send buffer sizes
+// in bytes (ENet's defaults are 256 KiB each; 0 keeps a default). A host
+// with thousands of busy peers needs a larger receive buffer, or the kernel
+// drops datagrams that ENet then retransmits. The kernel caps the sizes
+// (net.core.rmem_max, wmem_max); Stats reports what it granted.
+func WithSocketBuffers(recv, send int) Option {
+	return func(c *config) { c.rcvbuf, c.sndbuf = recv, send }
+}
+
 // WithTiming makes the loop time its iterations and service calls, into
 // the Histograms of Stats (two clock reads per iteration).
 func WithTiming() Option { return func(c *config) { c.timing = true } }
@@ -109,6 +119,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: park interval %v, want 1ms..1s", ErrRange, c.park)
 	case c.drain < 0:
 		return fmt.Errorf("%w: drain timeout %v", ErrRange, c.drain)
+	case c.rcvbuf < 0, c.sndbuf < 0:
+		return fmt.Errorf("%w: negative socket buffer size", ErrRange)
 	case c.overflow > OverflowDrop:
 		return fmt.Errorf("%w: overflow policy %d", ErrRange, c.overflow)
 	}
@@ -198,6 +210,13 @@ func New(addr string, opts ...Option) (*Host, error) {
 	if err != nil {
 		deinitialize()
 		return nil, fmt.Errorf("netloop: create host on %q: %w (already listening?)", addr, err)
+	}
+	if cfg.rcvbuf > 0 || cfg.sndbuf > 0 {
+		if _, _, err := c.socketBuffers(cfg.rcvbuf, cfg.sndbuf); err != nil {
+			c.destroy()
+			deinitialize()
+			return nil, fmt.Errorf("netloop: socket buffers: %w", err)
+		}
 	}
 	if h.addr, err = c.localAddr(); err != nil {
 		c.destroy()

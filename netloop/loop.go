@@ -408,6 +408,7 @@ func (l *loop) stats() Stats {
 	s.Malformed = l.c.malformed()
 	s.ServiceErrors = l.c.serviceErrors()
 	s.Wakes = l.c.wakes()
+	s.SocketReceiveBuffer, s.SocketSendBuffer, _ = l.c.socketBuffers(0, 0)
 	return s
 }
 

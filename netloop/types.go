@@ -275,6 +275,8 @@ type PeerInfo struct {
 	OutgoingBandwidth     uint32
 	PacketsSent           uint32 // ENet's counters for the current loss epoch
 	PacketsLost           uint32
+	QueuedCommands        int // commands (messages, or fragments of large ones) waiting to be sent
+	UnackedCommands       int // reliable commands sent and not yet acknowledged
 
 	// Totals of message payloads through this connection, counted by the loop.
 	BytesSent, BytesReceived       uint64
@@ -298,8 +300,12 @@ type Stats struct {
 	ReceivedDatagrams uint64
 	ServiceTime       uint32 // ENet's clock, ms, at the last service or flush
 
-	PeerCount      int // slots (capacity)
-	ConnectedPeers int
+	PeerCount int // slots (capacity)
+
+	// The socket's buffer sizes as the kernel reports them (Linux reports
+	// twice what was asked, capped by net.core.rmem_max and wmem_max).
+	SocketReceiveBuffer, SocketSendBuffer int
+	ConnectedPeers                        int
 
 	Connects    uint64 // events delivered or queued, by kind
 	Disconnects uint64
