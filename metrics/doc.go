@@ -18,8 +18,8 @@
 // are counted by its loop goroutine in plain fields and read, through the
 // loop, only when Prometheus scrapes or Snapshot is called. Per-peer series
 // (RTT, RTT variance, loss, throttle, reliable data in flight, queued and
-// unacknowledged commands, bytes) are
-// opt-in with WithPeerMetrics, since they add a series set per peer.
+// unacknowledged commands, bytes) are opt-in with WithPeerMetrics, since
+// they add a series set per peer.
 //
 // # Names
 //
