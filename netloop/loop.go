@@ -328,7 +328,7 @@ func (l *loop) handle(evs []cevent) {
 func (l *loop) ended(idx uint16, why Reason, data uint32) {
 	p, addr := Peer{h: l.h, id: l.slots[idx].id}, l.slots[idx].addr
 	l.st.Disconnects++
-	l.log.Debug("disconnect", zap.Stringer("peer", p), zap.Stringer("reason", why), zap.Uint32("data", data))
+	l.log.Debug("disconnect", zap.Stringer("peer", p), zap.Stringer("addr", addr), zap.Stringer("reason", why), zap.Uint32("data", data))
 	l.free(idx)
 	l.emit(Event{Kind: Disconnect, Peer: p, Reason: why, Data: data, Addr: addr})
 }
@@ -342,7 +342,7 @@ func (l *loop) overflow(idx uint16, flag Flag) {
 	s := &l.slots[idx]
 	s.dropping = true
 	l.st.PeersDropped++
-	l.log.Warn("consumer too slow: disconnecting peer", zap.Stringer("peer", Peer{h: l.h, id: s.id}), zap.Int("pending", l.pending()))
+	l.log.Warn("consumer too slow: disconnecting peer", zap.Stringer("peer", Peer{h: l.h, id: s.id}), zap.Stringer("addr", s.addr), zap.Int("pending", l.pending()))
 	l.disconnect(idx, discNormal, 0, ReasonOverflow)
 }
 
