@@ -40,6 +40,7 @@ type config struct {
 	park, drain     time.Duration
 	ping            uint32 // ms; 0: ENet's default
 	rcvbuf, sndbuf  int
+	connectTimeout  uint32 // ms; 0: ENet's own (up to 30s)
 	timing          bool
 }
 
@@ -95,6 +96,16 @@ func WithPingInterval(d time.Duration) Option {
 // (net.core.rmem_max, wmem_max); Stats reports what it granted.
 func WithSocketBuffers(recv, send int) Option {
 	return func(c *config) { c.rcvbuf, c.sndbuf = recv, send }
+}
+
+// WithConnectTimeout bounds how long an outgoing connection may take to
+// establish: a connection that ENet has not established by then ends with
+// ReasonConnectFailed. ENet notices only when a retransmission falls due
+// (500ms, doubling), so the failure comes up to that much later. Once
+// connected, the connection has ENet's default timeouts again. Without it,
+// ENet gives up after its default maximum of 30s.
+func WithConnectTimeout(d time.Duration) Option {
+	return func(c *config) { c.connectTimeout = uint32(min(max(d, 0), time.Hour) / time.Millisecond) }
 }
 
 // WithTiming makes the loop time its iterations and service calls, into

@@ -261,6 +261,9 @@ func (l *loop) connect(to netip.AddrPort, channels int, data uint32) (Peer, erro
 	if !ok {
 		return Peer{}, ErrNoSlot
 	}
+	if t := l.h.cfg.connectTimeout; t != 0 {
+		l.c.setTimeout(idx, 0, t, t)
+	}
 	p := l.newPeer(idx)
 	l.slots[idx].addr = to
 	return p, nil
@@ -280,6 +283,8 @@ func (l *loop) handle(evs []cevent) {
 					continue
 				}
 				l.newPeer(idx) // incoming
+			} else if l.h.cfg.connectTimeout != 0 {
+				l.c.setTimeout(idx, 0, 0, 0) // outgoing: back to ENet's defaults
 			}
 			s.connected = true
 			s.addr = eventAddr(e)
