@@ -403,6 +403,16 @@ const (
 	LossScale = C.ENET_PEER_PACKET_LOSS_SCALE
 )
 
+// The exported limits must be ENet's: these fail to compile otherwise.
+var (
+	_ [MaxPeers - maxPeers]struct{}
+	_ [maxPeers - MaxPeers]struct{}
+	_ [MaxChannels - maxChannels]struct{}
+	_ [maxChannels - MaxChannels]struct{}
+	_ [MaxMessageSize - maxPacketSize]struct{}
+	_ [maxPacketSize - MaxMessageSize]struct{}
+)
+
 // cevent kinds, as ENet numbers them.
 const (
 	cConnect    = C.ENET_EVENT_TYPE_CONNECT

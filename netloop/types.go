@@ -40,11 +40,11 @@ var (
 // Limits of ENet 1.3.
 const (
 	// MaxPeers is the largest peer count a host can have.
-	MaxPeers = maxPeers
+	MaxPeers = 4095
 	// MaxChannels is the largest channel count of a host or connection.
-	MaxChannels = maxChannels
+	MaxChannels = 255
 	// MaxMessageSize is ENet's default maximum packet size, in bytes.
-	MaxMessageSize = maxPacketSize
+	MaxMessageSize = 32 << 20
 )
 
 // Flag is how a message is delivered. The zero value is Reliable, as in lua-enet.
