@@ -198,6 +198,13 @@ func (m *Mux) Use(mw ...Middleware) {
 // Handle registers fn for messages of type typ whose payload c decodes
 // into a T. A payload that does not decode is a bad message (ErrDecode).
 func Handle[T any](m *Mux, typ uint32, c Codec, fn func(ctx context.Context, s *session.Session, v T) error) {
+	if raw, ok := any(fn).(func(context.Context, *session.Session, []byte) error); ok && c == Raw {
+		// Raw bytes need no decoding: hand the payload over as it is.
+		m.Handle(typ, HandlerFunc(func(ctx context.Context, msg *Message) error {
+			return raw(ctx, msg.Session, msg.Payload)
+		}))
+		return
+	}
 	m.Handle(typ, HandlerFunc(func(ctx context.Context, msg *Message) error {
 		var v T
 		if err := c.Unmarshal(msg.Payload, &v); err != nil {
