@@ -222,29 +222,35 @@ func New(addr string, opts ...Option) (*Host, error) {
 		deinitialize()
 		return nil, fmt.Errorf("netloop: create host on %q: %w (already listening?)", addr, err)
 	}
-	if cfg.rcvbuf > 0 || cfg.sndbuf > 0 {
-		if _, _, err := c.socketBuffers(cfg.rcvbuf, cfg.sndbuf); err != nil {
-			c.destroy()
-			deinitialize()
-			return nil, fmt.Errorf("netloop: socket buffers: %w", err)
-		}
-	}
-	if h.addr, err = c.localAddr(); err != nil {
+	if err := h.attach(c); err != nil {
 		c.destroy()
 		deinitialize()
 		return nil, fmt.Errorf("netloop: create host on %q: %w", addr, err)
+	}
+	return h, nil
+}
+
+// attach finishes setting up a new host around c: socket buffers, bound
+// address, wake socket.
+func (h *Host) attach(c *chost) error {
+	if h.cfg.rcvbuf > 0 || h.cfg.sndbuf > 0 {
+		if _, _, err := c.socketBuffers(h.cfg.rcvbuf, h.cfg.sndbuf); err != nil {
+			return fmt.Errorf("socket buffers: %w", err)
+		}
+	}
+	var err error
+	if h.addr, err = c.localAddr(); err != nil {
+		return err
 	}
 	wakeTo := h.addr.Addr()
 	if wakeTo.IsUnspecified() {
 		wakeTo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
 	if h.wakeConn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(wakeTo, h.addr.Port()))); err != nil {
-		c.destroy()
-		deinitialize()
-		return nil, fmt.Errorf("netloop: wake socket: %w", err)
+		return fmt.Errorf("wake socket: %w", err)
 	}
 	h.c = c
-	return h, nil
+	return nil
 }
 
 // Run drives the host until ctx is cancelled or Close is called, then shuts
@@ -275,14 +281,20 @@ func (h *Host) Run(ctx context.Context) error {
 	l := newLoop(h, c)
 	err := l.run(ctx)
 	stopWake()
+	h.mu.Lock()
+	h.release()
+	h.mu.Unlock()
+	return err
+}
+
+// release marks the host stopped, once its ENet host is destroyed: a later
+// Run returns ErrClosed, Events and Done close. h.mu is held.
+func (h *Host) release() {
+	h.state = 2
 	h.wakeConn.Close()
 	deinitialize()
-	h.mu.Lock()
-	h.state = 2 // stopped: a later Run returns ErrClosed
-	h.mu.Unlock()
 	close(h.events)
 	close(h.done)
-	return err
 }
 
 // Close stops the host. If Run is running, Close makes it shut down as a
@@ -292,15 +304,11 @@ func (h *Host) Close() error {
 	h.mu.Lock()
 	switch h.state {
 	case 0:
-		h.state = 2
 		h.stopping.Store(true)
 		close(h.stop)
 		h.c.destroy()
 		h.c = nil
-		h.wakeConn.Close()
-		deinitialize()
-		close(h.events)
-		close(h.done)
+		h.release()
 	case 1:
 		h.cancel()
 	}
