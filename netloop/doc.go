@@ -86,6 +86,7 @@
 // taking commands, runs those it accepted, disconnects every peer with
 // disconnect_later (so queued reliable data is delivered first), services
 // until they acknowledge or the drain timeout passes, resets the rest,
-// delivers the remaining events (within the same timeout), destroys the ENet
-// host and closes Events. No goroutine outlives Run.
+// destroys the ENet host, delivers the remaining events (waiting at most
+// the drain timeout again for a consumer that stopped reading) and closes
+// Events. No goroutine outlives Run.
 package netloop

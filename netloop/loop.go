@@ -461,16 +461,24 @@ func (l *loop) shutdown() {
 	}
 	l.c.flush()
 	l.c.destroy()
+	// The last events, the Disconnects above among them, get a window of
+	// their own: a consumer that still reads receives them all, however
+	// long the peers took; one that stopped costs at most the drain timeout.
 	if l.pending() > 0 {
-		t := time.NewTimer(time.Until(deadline))
+		t := time.NewTimer(h.cfg.drain)
 		defer t.Stop()
 		for l.head < len(l.q) {
 			select {
 			case h.events <- l.q[l.head]:
 				l.head++
+				continue
+			default:
+			}
+			select {
+			case h.events <- l.q[l.head]:
+				l.head++
 			case <-t.C:
-				n := l.pending()
-				l.log.Warn("events not delivered at shutdown: consumer stopped reading", zap.Int("events", n))
+				l.log.Warn("events not delivered at shutdown: consumer stopped reading", zap.Int("events", l.pending()))
 				return
 			}
 		}
