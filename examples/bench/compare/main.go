@@ -9,13 +9,15 @@
 //   - netloop+metrics, session+metrics: the same with package metrics on
 //     (loop timing, observers, per-peer series, a scrape every second)
 //   - any of them with the suffix /1p: the server process with GOMAXPROCS=1
+//   - any of them followed by @path: served by another build of this command
+//     (for example of an earlier commit), to compare two versions in one run
 //
 // Scenarios: ping-pong with one busy-polling client (RTT p50/p99), throughput with 64
 // clients and 8 messages in flight each (messages/s, server CPU per
 // million), and a fixed offered rate of 20k messages/s (server CPU per
 // million). Run it with
 //
-//	go run ./examples/bench/compare [-duration 5s] [-repeat 3] [-impls ref,netloop,session] [-json]
+//	go run ./examples/bench/compare [-duration 5s] [-repeat 3] [-impls ref,netloop,session] [-scenarios pingpong,throughput,rate20k] [-json]
 //
 // The servers share the machine's cores with the load generator; the
 // numbers that count are the ratios within one run.
@@ -59,6 +61,7 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "warm-up time per scenario")
 	asJSON := flag.Bool("json", false, "print one JSON line per result")
 	repeat := flag.Int("repeat", 1, "rounds; the table shows medians")
+	only := flag.String("scenarios", "pingpong,throughput,rate20k", "scenarios to run")
 	cpuprofile := flag.String("cpuprofile", "", "with -serve: write the server's CPU profile to `file`")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -75,7 +78,7 @@ func main() {
 	if *serve != "" {
 		err = runServer(ctx, *serve, *addr, *peers)
 	} else {
-		err = compare(ctx, strings.Split(*impls, ","), *peers, *duration, *warmup, max(*repeat, 1), *asJSON)
+		err = compare(ctx, strings.Split(*impls, ","), strings.Split(*only, ","), *peers, *duration, *warmup, max(*repeat, 1), *asJSON)
 	}
 	if err != nil {
 		pprof.StopCPUProfile()
@@ -180,7 +183,7 @@ type row struct {
 	results map[string]load.Result
 }
 
-func compare(ctx context.Context, impls []string, peers int, d, warmup time.Duration, repeat int, asJSON bool) error {
+func compare(ctx context.Context, impls, only []string, peers int, d, warmup time.Duration, repeat int, asJSON bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -193,6 +196,9 @@ func compare(ctx context.Context, impls []string, peers int, d, warmup time.Dura
 	}
 	for round := 0; round < repeat; round++ {
 		for _, sc := range scenarios(d, warmup) {
+			if !slices.Contains(only, sc.name) {
+				continue
+			}
 			for _, impl := range impls {
 				res, err := measure(ctx, self, impl, peers, sc.cfg)
 				if err != nil {
@@ -248,6 +254,9 @@ func median(rs []load.Result) load.Result {
 func measure(ctx context.Context, self, impl string, peers int, cfg load.Config) (load.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if name, bin, ok := strings.Cut(impl, "@"); ok {
+		impl, self = name, bin // another build of this command, for A/B runs
+	}
 	cmd := exec.CommandContext(ctx, self, "-serve", impl, "-peers", fmt.Sprint(peers))
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
