@@ -32,8 +32,10 @@ var defs = []metricDef{
 	{"host_connected_peers", "Connected peers.", []string{"host"}},
 	{"host_peer_slots", "Peer slots of the host.", []string{"host"}},
 	{"host_loop_iterations_total", "Iterations of the host's loop.", []string{"host"}},
+	{"host_loop_parks_total", "Times the host's loop waited on the socket.", []string{"host"}},
+	{"host_loop_spins_total", "Times the host's loop polled, idle, and something came.", []string{"host"}},
 	{"host_loop_iteration_duration_seconds", "Duration of loop iterations (with netloop.WithTiming).", []string{"host"}},
-	{"host_service_duration_seconds", "Duration of enet_host_service calls, waiting included (with netloop.WithTiming).", []string{"host"}},
+	{"host_service_duration_seconds", "Duration of enet_host_service calls (with netloop.WithTiming).", []string{"host"}},
 
 	{"peer_rtt_seconds", "Mean round trip time.", []string{"host", "peer"}},
 	{"peer_rtt_variance_seconds", "Round trip time variance.", []string{"host", "peer"}},
@@ -110,6 +112,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge("host_connected_peers", float64(st.ConnectedPeers), n)
 		gauge("host_peer_slots", float64(st.PeerCount), n)
 		counter("host_loop_iterations_total", float64(st.Iterations), n)
+		counter("host_loop_parks_total", float64(st.Parks), n)
+		counter("host_loop_spins_total", float64(st.Spins), n)
 		if st.Iteration.Count > 0 {
 			hist("host_loop_iteration_duration_seconds", fromNetloop(st.Iteration), n)
 			hist("host_service_duration_seconds", fromNetloop(st.Service), n)

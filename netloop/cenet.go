@@ -7,7 +7,9 @@ package netloop
 /*
 #cgo pkg-config: libenet
 #include <enet/enet.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -68,6 +70,11 @@ typedef struct {
 	uint64_t wakes;             // wake datagrams consumed
 	uint64_t malformed;         // datagrams failing the header scan
 	uint64_t serviceErrors;     // enet_host_service returned < 0
+	int         coalesce;          // end service calls after the last waiting datagram
+	int         seen;              // datagrams the intercept saw in this service call
+	ENetSocket  saved;             // the socket, while host->socket is swapped out
+	int         held;              // acknowledgements may be waiting to be sent
+	uint64_t    cut;               // service calls ended after the last datagram
 	enet_uint8 *remote;            // per slot: a DISCONNECT command arrived from the peer
 	size_t      peers;
 	nl_totals   tot;               // ENet's counters as of the last pump, taken and reset
@@ -79,25 +86,26 @@ static __thread nl_state *nl_cur;
 
 static enet_uint16 nl_be16(const enet_uint8 *p) { return (enet_uint16)((p[0] << 8) | p[1]); }
 
-// nl_scan walks the ENet header and commands of the datagram in host->receivedData.
-// It counts datagrams ENet will reject (too short, unknown command, bad
+// nl_scan walks the ENet header and commands of the datagram in host->receivedData
+// and reports whether it carries a message (or may: compressed). It counts
+// datagrams ENet will reject (too short, unknown command, bad
 // peer, truncated command) and marks peers that sent a DISCONNECT command,
 // so that the loop can tell a remote disconnect from a timeout.
-static void nl_scan(nl_state *s, ENetHost *h) {
+static int nl_scan(nl_state *s, ENetHost *h) {
 	const enet_uint8 *d = h->receivedData;
 	size_t n = h->receivedDataLength, off;
-	if (n < 2) { s->malformed++; return; }
+	if (n < 2) { s->malformed++; return 0; }
 	enet_uint16 word = nl_be16(d);
 	enet_uint16 flags = word & ENET_PROTOCOL_HEADER_FLAG_MASK;
 	enet_uint16 peerID = word & ~(ENET_PROTOCOL_HEADER_FLAG_MASK | ENET_PROTOCOL_HEADER_SESSION_MASK);
 	off = (flags & ENET_PROTOCOL_HEADER_FLAG_SENT_TIME) ? 4 : 2;
 	if (h->checksum != NULL) off += sizeof(enet_uint32);
-	if (n < off) { s->malformed++; return; }
-	if (flags & ENET_PROTOCOL_HEADER_FLAG_COMPRESSED) return; // cannot look inside
+	if (n < off) { s->malformed++; return 0; }
+	if (flags & ENET_PROTOCOL_HEADER_FLAG_COMPRESSED) return 1; // cannot look inside
 	ENetPeer *peer = NULL;
 	if (peerID != ENET_PROTOCOL_MAXIMUM_PEER_ID) {
 		// The checks ENet makes before it accepts a datagram for a peer.
-		if (peerID >= h->peerCount) { s->malformed++; return; }
+		if (peerID >= h->peerCount) { s->malformed++; return 0; }
 		peer = &h->peers[peerID];
 		enet_uint8 session = (enet_uint8)((word & ENET_PROTOCOL_HEADER_SESSION_MASK) >> ENET_PROTOCOL_HEADER_SESSION_SHIFT);
 		if (peer->state == ENET_PEER_STATE_DISCONNECTED || peer->state == ENET_PEER_STATE_ZOMBIE ||
@@ -105,16 +113,22 @@ static void nl_scan(nl_state *s, ENetHost *h) {
 		     peer->address.host != ENET_HOST_BROADCAST) ||
 		    (peer->outgoingPeerID < ENET_PROTOCOL_MAXIMUM_PEER_ID && session != peer->incomingSessionID)) {
 			s->malformed++;
-			return;
+			return 0;
 		}
 	}
+	int messages = 0;
 	while (off < n) {
-		if (off + sizeof(ENetProtocolCommandHeader) > n) { s->malformed++; return; }
+		if (off + sizeof(ENetProtocolCommandHeader) > n) { s->malformed++; return messages; }
 		enet_uint8 cmd = d[off] & ENET_PROTOCOL_COMMAND_MASK;
-		if (cmd == 0 || cmd >= ENET_PROTOCOL_COMMAND_COUNT) { s->malformed++; return; }
+		if (cmd == 0 || cmd >= ENET_PROTOCOL_COMMAND_COUNT) { s->malformed++; return messages; }
 		size_t size = enet_protocol_command_size(cmd);
-		if (size == 0 || off + size > n) { s->malformed++; return; }
+		if (size == 0 || off + size > n) { s->malformed++; return messages; }
 		size_t payload = 0;
+		switch (cmd) {
+		case ENET_PROTOCOL_COMMAND_SEND_RELIABLE: case ENET_PROTOCOL_COMMAND_SEND_UNRELIABLE: case ENET_PROTOCOL_COMMAND_SEND_UNSEQUENCED:
+		case ENET_PROTOCOL_COMMAND_SEND_FRAGMENT: case ENET_PROTOCOL_COMMAND_SEND_UNRELIABLE_FRAGMENT:
+			messages = 1;
+		}
 		switch (cmd) {
 		case ENET_PROTOCOL_COMMAND_SEND_RELIABLE:
 			payload = nl_be16(d + off + offsetof(ENetProtocolSendReliable, dataLength)); break;
@@ -130,8 +144,9 @@ static void nl_scan(nl_state *s, ENetHost *h) {
 			break;
 		}
 		off += size + payload;
-		if (off > n) { s->malformed++; return; }
+		if (off > n) { s->malformed++; return messages; }
 	}
+	return messages;
 }
 
 static int nl_intercept(ENetHost *h, ENetEvent *ev) {
@@ -146,7 +161,22 @@ static int nl_intercept(ENetHost *h, ENetEvent *ev) {
 		}
 		return 1;
 	}
-	nl_scan(s, h);
+	int messages = nl_scan(s, h);
+	// ENet sends acknowledgements right after its receive loop, in a
+	// datagram of their own, before the application can answer. When this
+	// datagram carries a message, and is the last one waiting (and not the
+	// 256th, after which ENet stops reading by itself), swap the socket out:
+	// once ENet has handled the datagram, its next read fails and
+	// enet_host_service returns before sending. The acknowledgements then
+	// leave with the answers, in the same datagrams, at the next service
+	// call or flush.
+	if (s->coalesce && ++s->seen < 256 && messages) {
+		char b;
+		if (recv(h->socket, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			s->saved = h->socket;
+			h->socket = ENET_SOCKET_NULL;
+		}
+	}
 	return 0;
 }
 
@@ -158,6 +188,7 @@ static nl_state *nl_state_new(ENetHost *h, int cap, const void *cookie) {
 	if (s->events == NULL || s->remote == NULL) { free(s->events); free(s->remote); free(s); return NULL; }
 	s->cap = cap;
 	s->peers = h->peerCount;
+	s->saved = ENET_SOCKET_NULL;
 	memcpy(s->cookie, cookie, NL_COOKIE);
 	h->intercept = nl_intercept;
 	// ENet does not set FD_CLOEXEC: child processes would inherit the port.
@@ -209,11 +240,6 @@ static void nl_put(nl_state *s, ENetHost *h, ENetEvent *ev) {
 	}
 }
 
-// nl_pump frees the previous batch's packets, runs enet_host_service once
-// with the given timeout (which also sends everything queued), then drains
-// already-dispatched events with enet_host_check_events, without I/O, until
-// none is left or the batch is full, and takes ENet's counters. It returns
-// the number of events.
 // nl_take_totals moves ENet's 32-bit counters into s->tot and resets them,
 // so the Go side can keep 64-bit totals that never wrap.
 static void nl_take_totals(ENetHost *h, nl_state *s) {
@@ -226,12 +252,41 @@ static void nl_take_totals(ENetHost *h, nl_state *s) {
 	t->connectedPeers = (enet_uint32)h->connectedPeers;
 }
 
-static int nl_pump(ENetHost *h, nl_state *s, enet_uint32 timeout) {
+// nl_park sends the acknowledgements the last service call held back, then
+// waits up to timeout ms for a datagram, as enet_host_service would.
+static void nl_park(ENetHost *h, nl_state *s, int timeout) {
+	if (s->held) {
+		enet_host_flush(h);
+		s->held = 0;
+	}
+	struct pollfd p = { .fd = h->socket, .events = POLLIN };
+	poll(&p, 1, timeout);
+}
+
+// nl_pump frees the previous batch's packets, runs enet_host_service once
+// without waiting (which sends everything queued, then reads the socket),
+// then drains already-dispatched events with enet_host_check_events,
+// without I/O, until none is left or the batch is full, and takes ENet's
+// counters. It returns the number of events. The service call never waits,
+// so that it reads the socket in one pass, whose datagrams the intercept
+// counts.
+static int nl_pump(ENetHost *h, nl_state *s) {
 	ENetEvent ev;
 	nl_release(s);
 	nl_cur = s;
-	int rc = enet_host_service(h, &ev, timeout);
+	s->seen = 0;
+	int rc = enet_host_service(h, &ev, 0);
 	nl_cur = NULL;
+	// Unless the call went all the way through (0), it may have returned
+	// before its last send: acknowledgements may be waiting.
+	s->held = rc != 0;
+	if (s->saved != ENET_SOCKET_NULL) {
+		// The intercept ended the call after the last datagram.
+		h->socket = s->saved;
+		s->saved = ENET_SOCKET_NULL;
+		s->cut++;
+		if (rc < 0) rc = enet_host_check_events(h, &ev);
+	}
 	s->lastrc = rc;
 	if (rc < 0) {
 		s->serviceErrors++;
@@ -243,6 +298,12 @@ static int nl_pump(ENetHost *h, nl_state *s, enet_uint32 timeout) {
 	}
 	nl_take_totals(h, s);
 	return s->n;
+}
+
+// nl_readable reports whether a datagram is waiting on the host's socket.
+static int nl_readable(ENetHost *h) {
+	struct pollfd p = { .fd = h->socket, .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
 }
 
 static int nl_send(ENetHost *h, enet_uint16 idx, enet_uint8 ch, const void *data, size_t len, enet_uint32 flags) {
@@ -470,21 +531,46 @@ func (c *chost) destroy() {
 	c.h, c.s, c.ev = nil, nil, nil
 }
 
-// pump services the host once and returns the batch of events.
-func (c *chost) pump(timeoutMS uint32) []cevent {
-	n := C.nl_pump(c.h, c.s, C.enet_uint32(timeoutMS))
+// pump services the host once, without waiting, and returns the batch of
+// events.
+func (c *chost) pump() []cevent {
+	n := C.nl_pump(c.h, c.s)
 	return c.ev[:n]
 }
+
+// park sends held acknowledgements, then waits up to ms milliseconds for a
+// datagram.
+func (c *chost) park(ms int) { C.nl_park(c.h, c.s, C.int(ms)) }
 
 // serviceFailed reports whether the last pump's enet_host_service failed.
 func (c *chost) serviceFailed() bool { return c.s.lastrc < 0 }
 
 // counters of the intercept and service calls.
+func (c *chost) heldAcks() uint64      { return uint64(c.s.cut) }
 func (c *chost) wakes() uint64         { return uint64(c.s.wakes) }
 func (c *chost) malformed() uint64     { return uint64(c.s.malformed) }
 func (c *chost) serviceErrors() uint64 { return uint64(c.s.serviceErrors) }
 
-func (c *chost) flush()            { C.enet_host_flush(c.h) }
+func (c *chost) flush()         { C.enet_host_flush(c.h); c.s.held = 0 }
+func (c *chost) readable() bool { return C.nl_readable(c.h) != 0 }
+
+// flushHeld sends acknowledgements held back by the last pump, if any.
+func (c *chost) flushHeld() {
+	if c.s.held != 0 {
+		c.flush()
+	}
+}
+
+// setCoalesce turns on or off holding acknowledgements back until the
+// next service call (see nl_intercept). It stays off with a libenet other
+// than 1.3, whose receive loop nl_intercept relies on: a read error ends
+// it, and it reads at most 256 datagrams.
+func (c *chost) setCoalesce(on bool) {
+	c.s.coalesce = 0
+	if v := uint32(C.enet_linked_version()); on && v>>16&0xff == 1 && v>>8&0xff == 3 {
+		c.s.coalesce = 1
+	}
+}
 func (c *chost) peerCount() int    { return int(C.nl_peer_count(c.h)) }
 func (c *chost) channelLimit() int { return int(C.nl_channel_limit(c.h)) }
 func (c *chost) maxPacket() int    { return int(C.nl_max_packet(c.h)) }

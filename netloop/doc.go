@@ -38,27 +38,45 @@
 // # The loop
 //
 // Each iteration runs up to 256 queued commands, moves waiting events into
-// the Events channel, then calls enet_host_service once and drains every
-// event ENet has already dispatched with enet_host_check_events. The
-// service call also sends everything queued. Received payloads are copied
-// once, into Go memory the consumer owns; packets are freed in C at the
-// next service call, so a receive costs one allocation and no extra cgo call.
-// A send costs one copy, into the ENet packet. After an iteration that
-// delivered events, the loop yields once before it parks: the consumers it
-// woke run at once on its processor, and what they answer goes out in the
-// next service call, without a wake-up datagram.
+// the Events channel, then calls enet_host_service once, without waiting,
+// and drains every event ENet has already dispatched with
+// enet_host_check_events. The service call also sends everything queued.
+// Received payloads are copied once, into Go memory the consumer owns;
+// packets are freed in C at the next service call, so a receive costs one
+// allocation and no extra cgo call. A send costs one copy, into the ENet
+// packet. After an iteration that delivered events, the loop yields once:
+// the consumers it woke run at once on its processor, and what they answer
+// goes out in the next service call, without a wake-up datagram.
 //
-// # Waking without spinning
+// # Acknowledgements ride with answers
 //
-// With nothing to do, the loop parks inside enet_host_service for up to the
-// park interval (10ms by default), so datagrams from peers are handled the
+// ENet acknowledges reliable messages in the service call that reads them,
+// in datagrams of their own, before the application has seen them. The
+// host's intercept ends the service call after the last waiting datagram
+// that carries a message, instead, so that the acknowledgements leave with
+// the answers, in one datagram per peer, at the next service call; if
+// nothing is answered, they leave before the loop waits. A request-reply
+// exchange costs each side one datagram instead of two.
+// WithImmediateAcks keeps ENet's own behaviour.
+//
+// # Waiting without spinning
+//
+// With nothing to do, the loop waits on the socket for up to the park
+// interval (10ms by default), so datagrams from peers are handled the
 // moment they arrive and an idle host costs almost nothing. A caller that
 // queues a command while the loop is parked sends the host a 16-byte
 // datagram holding the host's random cookie, from a socket of its own; the
-// host's intercept callback consumes it and makes enet_host_service return
-// at once. An atomic flag limits this to one datagram per parked period, so
-// a busy loop pays nothing. The park interval only bounds how late ENet's
-// own timers (retransmissions, pings, timeouts) may run.
+// host's intercept callback consumes it. An atomic flag limits this to one
+// datagram per parked period, so a busy loop pays nothing. The park
+// interval only bounds how late ENet's own timers (retransmissions, pings,
+// timeouts) may run.
+//
+// Waking a parked thread takes tens of microseconds on many machines. When
+// the datagrams of the recent past came within the spin budget (50µs by
+// default, WithSpin) of the loop going idle, as in a request-reply exchange,
+// the loop polls the socket and the command queue for that long before it
+// parks. When they come further apart, it parks at once: a host under
+// steady load from many peers, or idle, does not poll.
 //
 // # Events and slow consumers
 //

@@ -38,6 +38,8 @@ type config struct {
 	maxBatch        int
 	overflow        Overflow
 	park, drain     time.Duration
+	spin            time.Duration
+	immediateAcks   bool
 	ping            uint32 // ms; 0: ENet's default
 	rcvbuf, sndbuf  int
 	connectTimeout  uint32 // ms; 0: ENet's own (up to 30s)
@@ -108,6 +110,24 @@ func WithConnectTimeout(d time.Duration) Option {
 	return func(c *config) { c.connectTimeout = uint32(min(max(d, 0), time.Hour) / time.Millisecond) }
 }
 
+// WithSpin sets how long the loop may poll, without parking, for the next
+// datagram or command after it goes idle (default 50µs; 0 never polls;
+// at most 1ms). It polls only while the datagrams of the recent past came
+// that soon after the loop went idle, as a request-reply exchange with one
+// client does: waking a parked thread costs more than that on most
+// machines, in latency and in CPU. When arrivals are further apart, the
+// loop parks at once, and an idle host never polls.
+func WithSpin(d time.Duration) Option { return func(c *config) { c.spin = d } }
+
+// WithImmediateAcks makes the host acknowledge reliable messages the moment
+// it reads them, in datagrams of their own, as ENet does by itself. By
+// default the host holds acknowledgements back until it next sends, which
+// it does as soon as its consumers have answered what it read (or, with no
+// answer, right away, before it waits): acknowledgement and answer then
+// share one datagram, which halves the datagrams of a request-reply
+// exchange, for this host and for its peers.
+func WithImmediateAcks() Option { return func(c *config) { c.immediateAcks = true } }
+
 // WithTiming makes the loop time its iterations and service calls, into
 // the Histograms of Stats (two clock reads per iteration).
 func WithTiming() Option { return func(c *config) { c.timing = true } }
@@ -128,6 +148,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: command buffer %d, want at least 1", ErrRange, c.commandBuffer)
 	case c.park < time.Millisecond || c.park > time.Second:
 		return fmt.Errorf("%w: park interval %v, want 1ms..1s", ErrRange, c.park)
+	case c.spin < 0 || c.spin > time.Millisecond:
+		return fmt.Errorf("%w: spin %v, want 0..1ms", ErrRange, c.spin)
 	case c.drain < 0:
 		return fmt.Errorf("%w: drain timeout %v", ErrRange, c.drain)
 	case c.rcvbuf < 0, c.sndbuf < 0:
@@ -184,6 +206,7 @@ func New(addr string, opts ...Option) (*Host, error) {
 		eventBuffer: 1024, commandBuffer: 1024,
 		maxPending: 65536, maxBatch: 256,
 		park: 10 * time.Millisecond, drain: 3 * time.Second,
+		spin: 50 * time.Microsecond,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -249,6 +272,7 @@ func (h *Host) attach(c *chost) error {
 	if h.wakeConn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(wakeTo, h.addr.Port()))); err != nil {
 		return fmt.Errorf("wake socket: %w", err)
 	}
+	c.setCoalesce(!h.cfg.immediateAcks)
 	h.c = c
 	return nil
 }

@@ -63,6 +63,10 @@ type loop struct {
 	q    []Event
 	head int
 
+	// gap is a moving average of how long the loop has waited, idle, for
+	// the next datagram: it polls for one only while gap is short.
+	gap time.Duration
+
 	st Stats
 }
 
@@ -70,7 +74,7 @@ type loop struct {
 var nextSeq atomic.Uint64
 
 func newLoop(h *Host, c *chost) *loop {
-	return &loop{h: h, c: c, log: h.log, slots: make([]peerState, len(h.slots))}
+	return &loop{h: h, c: c, log: h.log, slots: make([]peerState, len(h.slots)), gap: h.cfg.park}
 }
 
 func (l *loop) newPeer(idx uint16) Peer {
@@ -96,9 +100,9 @@ func (l *loop) current(p Peer) bool {
 func (l *loop) run(ctx context.Context) error {
 	done := ctx.Done()
 	h := l.h
-	park := uint32(h.cfg.park / time.Millisecond)
+	park := int(h.cfg.park / time.Millisecond)
 	timing := h.cfg.timing
-	var start, t0 time.Time
+	var start, t0, idle time.Time
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
 	for {
@@ -122,11 +126,11 @@ func (l *loop) run(ctx context.Context) error {
 			runtime.Gosched()
 			n += l.drain(h.cfg.maxBatch - n)
 		}
-		timeout := uint32(0)
 		if n == 0 && l.pending() > 0 {
 			// The consumer is behind: wait for it (or a command) in Go, for
-			// at most 1ms (ENet's timers), rather than inside ENet, which
+			// at most 1ms (ENet's timers), rather than on the socket, which
 			// would not see the channel gain room.
+			l.c.flushHeld()
 			wait.Reset(time.Millisecond)
 			select {
 			case h.events <- l.q[l.head]:
@@ -140,23 +144,25 @@ func (l *loop) run(ctx context.Context) error {
 			}
 			wait.Stop()
 		} else if n == 0 {
-			timeout = park
-			// Park: from here senders send a wake datagram. Look once more
-			// for a command that came before they could see it.
-			h.awake.Store(false)
-			select {
-			case c := <-h.cmds:
-				h.awake.Store(true)
-				l.exec(c)
-				timeout = 0
-			default:
+			idle = time.Now()
+			if l.gap >= h.cfg.spin || !l.spin(idle) {
+				// Park: from here senders send a wake datagram. Look once
+				// more for a command that came before they could see it.
+				h.awake.Store(false)
+				if len(h.cmds) == 0 {
+					l.st.Parks++
+					l.c.park(park)
+				}
+				if !h.awake.Swap(true) {
+					l.arrived(idle) // a datagram, or the park interval passed
+				}
+				l.drain(h.cfg.maxBatch)
 			}
 		}
 		if timing {
 			t0 = time.Now()
 		}
-		evs := l.c.pump(timeout)
-		h.awake.Store(true)
+		evs := l.c.pump()
 		if timing {
 			l.st.Service.observe(time.Since(t0))
 		}
@@ -166,6 +172,34 @@ func (l *loop) run(ctx context.Context) error {
 			l.st.Iteration.observe(time.Since(start))
 		}
 	}
+}
+
+// spin polls the socket and the command queue until something comes or the
+// spin budget from idle has passed; it reports whether something came. It
+// does not yield: the consumers it woke ran before it went idle (see run),
+// and a yield would wake another thread to look for work.
+func (l *loop) spin(idle time.Time) bool {
+	end := idle.Add(l.h.cfg.spin)
+	for {
+		if l.c.readable() {
+			l.arrived(idle)
+			l.st.Spins++
+			return true
+		}
+		if len(l.h.cmds) > 0 {
+			l.st.Spins++
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
+// arrived records that a datagram came (or the park interval ended) after
+// the loop had been idle since idle.
+func (l *loop) arrived(idle time.Time) {
+	l.gap += (time.Since(idle) - l.gap) / 4
 }
 
 // drain executes up to max queued commands without waiting.
@@ -413,6 +447,7 @@ func (l *loop) stats() Stats {
 	s.Malformed = l.c.malformed()
 	s.ServiceErrors = l.c.serviceErrors()
 	s.Wakes = l.c.wakes()
+	s.HeldAcks = l.c.heldAcks()
 	s.SocketReceiveBuffer, s.SocketSendBuffer, _ = l.c.socketBuffers(0, 0)
 	return s
 }
@@ -450,7 +485,8 @@ func (l *loop) shutdown() {
 	deadline := time.Now().Add(h.cfg.drain)
 	for l.live > 0 && time.Now().Before(deadline) {
 		l.deliver()
-		l.handle(l.c.pump(5))
+		l.c.park(5)
+		l.handle(l.c.pump())
 		l.account()
 	}
 	for i := range l.slots {

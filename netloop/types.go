@@ -320,7 +320,7 @@ type Stats struct {
 	QueuedCommands int    // commands waiting in the command channel
 
 	// With WithTiming: durations of loop iterations and of the
-	// enet_host_service calls in them (which include waiting while parked).
+	// enet_host_service calls in them (parked time is not in either).
 	Iteration Histogram
 	Service   Histogram
 
@@ -328,6 +328,9 @@ type Stats struct {
 	ServiceErrors uint64 // enet_host_service failures (e.g. a datagram over 4096 bytes on 1.3.17)
 	Wakes         uint64 // wake-up datagrams consumed
 	Iterations    uint64 // loop iterations
+	Parks         uint64 // times the loop waited on the socket (see WithParkInterval)
+	Spins         uint64 // times the loop polled, idle, and a datagram or command came (see WithSpin)
+	HeldAcks      uint64 // service calls after which acknowledgements waited for the answers (see WithImmediateAcks)
 }
 
 // Histogram counts durations in fixed buckets. The loop keeps it without
