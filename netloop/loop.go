@@ -176,10 +176,12 @@ func (l *loop) run(ctx context.Context) error {
 
 // spin polls the socket and the command queue until something comes or the
 // spin budget from idle has passed; it reports whether something came. It
-// does not yield: the consumers it woke ran before it went idle (see run),
-// and a yield would wake another thread to look for work.
+// yields once, first, so that a consumer still answering on this P can
+// finish; not in the loop, where each yield would wake another thread to
+// look for work.
 func (l *loop) spin(idle time.Time) bool {
 	end := idle.Add(l.h.cfg.spin)
+	runtime.Gosched()
 	for {
 		if l.c.readable() {
 			l.arrived(idle)
