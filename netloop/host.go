@@ -76,8 +76,8 @@ func WithMaxPending(n int, policy Overflow) Option {
 	return func(c *config) { c.maxPending, c.overflow = n, policy }
 }
 
-// WithParkInterval sets the longest time the loop waits inside ENet when it
-// has nothing to do (default 10ms). Commands and datagrams wake it at once;
+// WithParkInterval sets the longest time the loop waits on the socket when
+// it has nothing to do (default 10ms). Commands and datagrams wake it at once;
 // the interval only bounds how late ENet's own timers (retransmissions,
 // pings, timeouts) may run.
 func WithParkInterval(d time.Duration) Option { return func(c *config) { c.park = d } }
@@ -177,7 +177,7 @@ type Host struct {
 
 	senders  atomic.Int64 // callers between their stopping check and their push
 	stopping atomic.Bool
-	awake    atomic.Bool // false while the loop is parked in ENet
+	awake    atomic.Bool // false while the loop is parked
 	wakeConn *net.UDPConn
 	cookie   [cookieSize]byte
 

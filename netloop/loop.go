@@ -102,7 +102,7 @@ func (l *loop) run(ctx context.Context) error {
 	h := l.h
 	park := int(h.cfg.park / time.Millisecond)
 	timing := h.cfg.timing
-	var start, t0, idle time.Time
+	var start, t0 time.Time
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
 	for {
@@ -144,7 +144,7 @@ func (l *loop) run(ctx context.Context) error {
 			}
 			wait.Stop()
 		} else if n == 0 {
-			idle = time.Now()
+			idle := time.Now()
 			if l.gap >= h.cfg.spin || !l.spin(idle) {
 				// Park: from here senders send a wake datagram. Look once
 				// more for a command that came before they could see it.
