@@ -60,7 +60,9 @@ type runner struct {
 // opts, so opts may override them.
 func startNode(t testing.TB, addr string, handle func(*netloop.Host, netloop.Event), opts ...netloop.Option) *node {
 	t.Helper()
-	opts = append([]netloop.Option{netloop.WithLogger(quietLogger(t)), netloop.WithDrainTimeout(3 * time.Second)}, opts...)
+	// Test clients all come from 127.0.0.1: lift the per-address limit
+	// (tests of the limit set it again).
+	opts = append([]netloop.Option{netloop.WithLogger(quietLogger(t)), netloop.WithDrainTimeout(3 * time.Second), netloop.WithPerAddressLimit(netloop.MaxPeers)}, opts...)
 	h, err := netloop.New(addr, opts...)
 	if err != nil {
 		t.Fatalf("netloop.New(%q): %v", addr, err)

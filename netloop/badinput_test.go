@@ -164,7 +164,16 @@ func TestClosedHost(t *testing.T) {
 		t.Fatalf("Run after Close: %v", err)
 	}
 	disconnected(t, cli, cp, netloop.ReasonRemote)
-	for _, h := range []*netloop.Host{srv, mustClose(t)} {
+	// Stats reads the final counters of a host that ran; one that never ran
+	// has none.
+	if st, err := srv.Stats(ctx(t)); err != nil || st.Connects != 1 || st.Disconnects != 1 {
+		t.Errorf("Stats after the host stopped: %+v, %v; want its final counters", st, err)
+	}
+	never := mustClose(t)
+	if _, err := never.Stats(ctx(t)); !errors.Is(err, netloop.ErrClosed) {
+		t.Errorf("Stats of a host closed without running: %v, want ErrClosed", err)
+	}
+	for _, h := range []*netloop.Host{srv, never} {
 		for _, tc := range []struct {
 			name string
 			call func(c context.Context) error
@@ -175,7 +184,6 @@ func TestClosedHost(t *testing.T) {
 				return h.Multicast(c, []netloop.Peer{sp}, 0, []byte("x"), netloop.Reliable)
 			}},
 			{"Flush", func(c context.Context) error { return h.Flush(c) }},
-			{"Stats", func(c context.Context) error { _, err := h.Stats(c); return err }},
 			{"Peers", func(c context.Context) error { _, err := h.Peers(c); return err }},
 			{"PeerAt", func(c context.Context) error { _, err := h.PeerAt(c, 0); return err }},
 			{"SetChannelLimit", func(c context.Context) error { return h.SetChannelLimit(c, 1) }},

@@ -28,6 +28,27 @@ const (
 	OverflowDrop
 )
 
+// Outbound is what a host does with a message for a peer for which ENet
+// already holds as many bytes as the outbound limit allows (see
+// WithOutboundLimit): a peer that stops acknowledging, or reads more slowly
+// than the host sends, would otherwise grow the host's memory without bound,
+// since ENet's queues have none.
+type Outbound uint8
+
+const (
+	// OutboundDrop drops unreliable and unsequenced messages while the queue
+	// is over the limit (counted in Stats.Dropped); a reliable message
+	// disconnects the peer (ReasonOutboundLimit), since dropping it would
+	// leave a gap in its reliable stream. The default.
+	OutboundDrop Outbound = iota
+	// OutboundDisconnect disconnects the peer on any message over the limit.
+	OutboundDisconnect
+	// OutboundWait makes Send wait, within its context, until the peer's
+	// queue has drained below half the limit: backpressure. Broadcast and
+	// Multicast never wait; for them it is OutboundDrop.
+	OutboundWait
+)
+
 type config struct {
 	peers, channels int
 	in, out         uint32
@@ -44,6 +65,11 @@ type config struct {
 	rcvbuf, sndbuf  int
 	connectTimeout  uint32 // ms; 0: ENet's own (up to 30s)
 	timing          bool
+	outLimit        int
+	outPolicy       Outbound
+	maxPendingBytes int
+	handshake       time.Duration
+	perAddress      int
 }
 
 // Option configures a Host.
@@ -76,6 +102,41 @@ func WithMaxPending(n int, policy Overflow) Option {
 	return func(c *config) { c.maxPending, c.overflow = n, policy }
 }
 
+// WithMaxPendingBytes bounds the payload bytes of the events the loop holds
+// for a consumer that has fallen behind, beyond the Events channel's buffer
+// (default 64 MiB); a message that would exceed it is handled by the
+// overflow policy, as one beyond WithMaxPending's count is.
+func WithMaxPendingBytes(n int) Option { return func(c *config) { c.maxPendingBytes = n } }
+
+// WithOutboundLimit bounds the bytes ENet may hold for one peer: messages
+// queued or sent and not yet acknowledged, with ENet's own allocation for
+// each (default 8 MiB, at least 64 KiB). A message is queued while the
+// peer's queue is below the limit, so one message may take it past; beyond
+// the limit the policy applies (default OutboundDrop). PeerInfo.QueuedBytes
+// reports a peer's queue.
+func WithOutboundLimit(bytes int, policy Outbound) Option {
+	return func(c *config) { c.outLimit, c.outPolicy = bytes, policy }
+}
+
+// WithHandshakeTimeout sets how long a connection attempt may hold a peer
+// slot before its peer answers (default 3s, 100ms..1m). ENet answers every
+// CONNECT datagram with a slot, and keeps it for up to 30s while it
+// retransmits to an address that may be forged; a flood of such datagrams
+// would lock every real client out. A netloop host frees such a half-open
+// slot after the handshake timeout, and gives a CONNECT that finds no free
+// slot the oldest half-open one, so a real client connects during a flood
+// as long as it answers within (slots / flood rate) seconds: 0.4s for 4095
+// slots under 10,000 forged CONNECTs a second. Stats counts half-open,
+// evicted and reaped slots.
+func WithHandshakeTimeout(d time.Duration) Option { return func(c *config) { c.handshake = d } }
+
+// WithPerAddressLimit sets how many connections, established or
+// half-open, one IPv4 address may hold (default 32, 1..MaxPeers). A CONNECT
+// beyond it is refused at once: the client's connection ends with
+// ReasonRefused and Data RefusedAddress; Stats.ConnectsRefusedAddress counts
+// them. Servers whose clients share an address (NAT, load tests) raise it.
+func WithPerAddressLimit(n int) Option { return func(c *config) { c.perAddress = n } }
+
 // WithParkInterval sets the longest time the loop waits on the socket when
 // it has nothing to do (default 10ms). Commands and datagrams wake it at once;
 // the interval only bounds how late ENet's own timers (retransmissions,
@@ -101,11 +162,12 @@ func WithSocketBuffers(recv, send int) Option {
 }
 
 // WithConnectTimeout bounds how long an outgoing connection may take to
-// establish: a connection that ENet has not established by then ends with
+// establish (default 5s; 0 leaves it to ENet, which gives up after 30s): a
+// connection that ENet has not established by then ends with
 // ReasonConnectFailed. ENet notices only when a retransmission falls due
 // (500ms, doubling), so the failure comes up to that much later. Once
-// connected, the connection has ENet's default timeouts again. Without it,
-// ENet gives up after its default maximum of 30s.
+// connected, the connection has ENet's default timeouts again. A netloop
+// server that refuses a connection says so at once (ReasonRefused).
 func WithConnectTimeout(d time.Duration) Option {
 	return func(c *config) { c.connectTimeout = uint32(min(max(d, 0), time.Hour) / time.Millisecond) }
 }
@@ -156,6 +218,16 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: negative socket buffer size", ErrRange)
 	case c.overflow > OverflowDrop:
 		return fmt.Errorf("%w: overflow policy %d", ErrRange, c.overflow)
+	case c.maxPendingBytes < 0:
+		return fmt.Errorf("%w: pending bytes %d", ErrRange, c.maxPendingBytes)
+	case c.outLimit < 64<<10:
+		return fmt.Errorf("%w: outbound limit %d bytes, want at least 64 KiB", ErrRange, c.outLimit)
+	case c.outPolicy > OutboundWait:
+		return fmt.Errorf("%w: outbound policy %d", ErrRange, c.outPolicy)
+	case c.handshake < 100*time.Millisecond || c.handshake > time.Minute:
+		return fmt.Errorf("%w: handshake timeout %v, want 100ms..1m", ErrRange, c.handshake)
+	case c.perAddress < 1 || c.perAddress > MaxPeers:
+		return fmt.Errorf("%w: per-address limit %d, want 1..%d", ErrRange, c.perAddress, MaxPeers)
 	}
 	return nil
 }
@@ -181,6 +253,13 @@ type Host struct {
 	wakeConn *net.UDPConn
 	cookie   [cookieSize]byte
 
+	// OutboundWait: callers wait on drained for a peer's queue to drain;
+	// the loop closes and replaces it when a queue does and waiters > 0.
+	drained atomic.Pointer[chan struct{}]
+	waiters atomic.Int64
+
+	final atomic.Pointer[Stats] // the counters when Run stopped
+
 	mu     sync.Mutex // guards c (until Run takes it), started and cancel
 	c      *chost
 	state  int // 0 new, 1 running, 2 closed
@@ -191,6 +270,7 @@ type Host struct {
 type slot struct {
 	id       atomic.Uint64 // the current connection's Peer id; 0 = none
 	channels atomic.Uint32 // its channel count; 0 until connected
+	over     atomic.Bool   // its outbound queue is over the limit
 }
 
 // New creates an ENet host, the equivalent of lua-enet's host_create.
@@ -206,7 +286,12 @@ func New(addr string, opts ...Option) (*Host, error) {
 		eventBuffer: 1024, commandBuffer: 1024,
 		maxPending: 65536, maxBatch: 256,
 		park: 10 * time.Millisecond, drain: 3 * time.Second,
-		spin: 50 * time.Microsecond,
+		spin:            50 * time.Microsecond,
+		connectTimeout:  5000,
+		maxPendingBytes: 64 << 20,
+		outLimit:        8 << 20,
+		handshake:       3 * time.Second,
+		perAddress:      32,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -234,6 +319,8 @@ func New(addr string, opts ...Option) (*Host, error) {
 		done:   make(chan struct{}),
 	}
 	h.awake.Store(true)
+	drained := make(chan struct{})
+	h.drained.Store(&drained)
 	if _, err := rand.Read(h.cookie[:]); err != nil {
 		return nil, fmt.Errorf("netloop: wake cookie: %w", err)
 	}
@@ -273,6 +360,7 @@ func (h *Host) attach(c *chost) error {
 		return fmt.Errorf("wake socket: %w", err)
 	}
 	c.setCoalesce(!h.cfg.immediateAcks)
+	c.setAdmission(h.cfg.handshake, h.cfg.perAddress)
 	h.c = c
 	return nil
 }
@@ -408,17 +496,33 @@ func (h *Host) submit(ctx context.Context, c command) error {
 }
 
 // do runs fn in the loop and returns its error. If the command was accepted,
-// fn runs even if the host then shuts down.
+// fn runs even if the host then shuts down, or ctx ends first.
 func (h *Host) do(ctx context.Context, fn func(l *loop) error) error {
-	res := make(chan error, 1)
-	if err := h.submit(ctx, command{op: opFunc, fn: func(l *loop) { res <- fn(l) }}); err != nil {
-		return err
+	_, err := call(ctx, h, func(l *loop) (struct{}, error) { return struct{}{}, fn(l) })
+	return err
+}
+
+// call runs fn in the loop and returns its result. The result travels
+// through a channel the caller may have stopped reading, never through a
+// variable the loop would write after the caller left.
+func call[T any](ctx context.Context, h *Host, fn func(l *loop) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	res := make(chan result, 1)
+	var zero T
+	if err := h.submit(ctx, command{op: opFunc, fn: func(l *loop) {
+		v, err := fn(l)
+		res <- result{v, err}
+	}}); err != nil {
+		return zero, err
 	}
 	select {
-	case err := <-res:
-		return err
+	case r := <-res:
+		return r.v, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return zero, ctx.Err()
 	}
 }
 
@@ -448,12 +552,20 @@ func checkMessage(data []byte, flag Flag) error {
 	return nil
 }
 
-// Send queues data for p on channel ch (lua-enet's peer:send). It returns
-// once the loop has the message, without waiting for the network: a nil
-// error means the message is handed to ENet unless the peer goes away
-// first (counted in Stats.SendsRejected). data must not be modified until
-// the message is sent; Send never blocks the loop, only the caller while the
-// command channel is full.
+// Send queues data for p on channel ch (lua-enet's peer:send). It copies
+// data into an ENet packet before it returns, and retains nothing: the
+// caller may reuse data at once, as with io.Writer. It returns once the
+// command is queued for the loop, without waiting for the loop or the
+// network: a nil error means the message is handed to ENet unless the peer
+// goes away first (counted in Stats.SendsRejected), or its outbound queue is
+// over the limit (see WithOutboundLimit). Send blocks, within ctx, only
+// while the command channel is full, or, with OutboundWait, while p's
+// queue is over the limit.
+//
+// Above the MTU (about 1,370 bytes), ENet fragments a message: reliable
+// ones into reliable fragments; unreliable and unsequenced ones into
+// unreliable fragments, all of which must arrive for the message to (the
+// receiver sees Unreliable: fragments are sequenced).
 func (h *Host) Send(ctx context.Context, p Peer, ch uint8, data []byte, flag Flag) error {
 	if err := h.check(p); err != nil {
 		return err
@@ -461,17 +573,77 @@ func (h *Host) Send(ctx context.Context, p Peer, ch uint8, data []byte, flag Fla
 	if err := checkMessage(data, flag); err != nil {
 		return err
 	}
-	switch n := h.slots[p.Index()].channels.Load(); {
+	sl := &h.slots[p.Index()]
+	switch n := sl.channels.Load(); {
 	case n == 0:
 		return ErrNotConnected
 	case uint32(ch) >= n:
 		return fmt.Errorf("%w: channel %d, peer has %d", ErrChannel, ch, n)
 	}
-	return h.submit(ctx, command{op: opSend, peer: p, ch: ch, flag: flag, buf: data})
+	if h.cfg.outPolicy == OutboundWait && sl.over.Load() {
+		if err := h.waitRoom(ctx, p); err != nil {
+			return err
+		}
+	}
+	pkt, err := newPacket(data, flag)
+	if err != nil {
+		return err
+	}
+	return h.submitPacket(ctx, command{op: opSend, peer: p, ch: ch, flag: flag, size: len(data), pkt: pkt})
+}
+
+// submitPacket submits a command that carries a packet, which it destroys
+// if the loop never gets it.
+func (h *Host) submitPacket(ctx context.Context, c command) error {
+	err := h.submit(ctx, c)
+	if err != nil {
+		c.pkt.destroy()
+		if c.peers != nil {
+			peerLists.Put(c.peers)
+		}
+	}
+	return err
+}
+
+// waitRoom waits until p's outbound queue is no longer over the limit.
+func (h *Host) waitRoom(ctx context.Context, p Peer) error {
+	sl := &h.slots[p.Index()]
+	for {
+		h.waiters.Add(1)
+		drained := *h.drained.Load()
+		if !sl.over.Load() { // after waiters: the loop clears, then looks at waiters
+			h.waiters.Add(-1)
+			break
+		}
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			h.waiters.Add(-1)
+			return ctx.Err()
+		case <-h.stop:
+			h.waiters.Add(-1)
+			return ErrClosed
+		}
+		h.waiters.Add(-1)
+	}
+	if sl.id.Load() != p.id {
+		return ErrStalePeer
+	}
+	return nil
+}
+
+// roomMade wakes callers waiting for a queue to drain. Loop only.
+func (h *Host) roomMade() {
+	if h.waiters.Load() == 0 {
+		return
+	}
+	next := make(chan struct{})
+	close(*h.drained.Swap(&next))
 }
 
 // Broadcast queues data for every connected peer (lua-enet's
-// host:broadcast). Peers with fewer than ch+1 channels are skipped.
+// host:broadcast), in one ENet packet that they share. Peers with fewer
+// than ch+1 channels are skipped. Like Send, it retains nothing.
 func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) error {
 	if err := checkMessage(data, flag); err != nil {
 		return err
@@ -479,14 +651,18 @@ func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) 
 	if int(ch) >= MaxChannels {
 		return fmt.Errorf("%w: channel %d, ENet's limit is %d", ErrChannel, ch, MaxChannels-1)
 	}
-	return h.submit(ctx, command{op: opBroadcast, ch: ch, flag: flag, buf: data})
+	pkt, err := newPacket(data, flag)
+	if err != nil {
+		return err
+	}
+	return h.submitPacket(ctx, command{op: opBroadcast, ch: ch, flag: flag, size: len(data), pkt: pkt})
 }
 
 // Multicast queues data for each of peers with a single command and a
 // single ENet packet that they share: one copy, however many peers. Peers of
 // other hosts and stale peers are skipped, as are peers with fewer than ch+1
-// channels; they count in Stats.SendsRejected. The loop reads peers after
-// Multicast returns: neither peers nor data may be modified afterwards.
+// channels; they count in Stats.SendsRejected. Like Send, it retains
+// nothing: neither peers nor data is read after it returns.
 func (h *Host) Multicast(ctx context.Context, peers []Peer, ch uint8, data []byte, flag Flag) error {
 	if err := checkMessage(data, flag); err != nil {
 		return err
@@ -497,13 +673,23 @@ func (h *Host) Multicast(ctx context.Context, peers []Peer, ch uint8, data []byt
 	if len(peers) == 0 {
 		return nil
 	}
-	return h.submit(ctx, command{op: opMulticast, ch: ch, flag: flag, buf: data, peers: peers})
+	pkt, err := newPacket(data, flag)
+	if err != nil {
+		return err
+	}
+	list := peerLists.Get().(*[]Peer)
+	*list = append((*list)[:0], peers...)
+	return h.submitPacket(ctx, command{op: opMulticast, ch: ch, flag: flag, size: len(data), pkt: pkt, peers: list})
 }
 
 // Connect starts a connection to addr with the given channel count
 // (1..MaxChannels) and connect data (lua-enet's host:connect). The address
-// is resolved in the caller's goroutine. Connect returns the peer at once;
-// its Connect event follows, or a Disconnect with ReasonConnectFailed.
+// is resolved in the caller's goroutine. Connect returns the peer as soon
+// as the loop has started the connection; its Connect event follows, or a
+// Disconnect with ReasonConnectFailed (or ReasonRefused). If ctx ends
+// first, Connect returns ctx's error and no connection is left behind: if
+// the loop had not started it, it never does; if it had, it resets it, and
+// the peer's Disconnect event (ReasonConnectFailed) still comes.
 func (h *Host) Connect(ctx context.Context, addr string, channels int, data uint32) (Peer, error) {
 	if channels < 1 || channels > MaxChannels {
 		return Peer{}, fmt.Errorf("%w: channel count %d, want 1..%d", ErrRange, channels, MaxChannels)
@@ -512,13 +698,41 @@ func (h *Host) Connect(ctx context.Context, addr string, channels int, data uint
 	if err != nil {
 		return Peer{}, err
 	}
-	var p Peer
-	err = h.do(ctx, func(l *loop) error {
-		var err error
-		p, err = l.connect(to, channels, data)
-		return err
-	})
-	return p, err
+	const (
+		waiting = iota
+		taken
+		abandoned
+	)
+	type result struct {
+		p   Peer
+		err error
+	}
+	var state atomic.Int32
+	res := make(chan result, 1)
+	if err := h.submit(ctx, command{op: opFunc, fn: func(l *loop) {
+		if !state.CompareAndSwap(waiting, taken) {
+			return // the caller gave up first: never start it
+		}
+		p, err := l.connect(to, channels, data)
+		res <- result{p, err}
+	}}); err != nil {
+		return Peer{}, err
+	}
+	select {
+	case r := <-res:
+		return r.p, r.err
+	case <-ctx.Done():
+		if state.CompareAndSwap(waiting, abandoned) {
+			return Peer{}, ctx.Err()
+		}
+		// The loop has taken the call and answers at once. Nobody will
+		// hold the Peer: reset the connection (its Disconnect event,
+		// ReasonConnectFailed, follows).
+		if r := <-res; r.err == nil {
+			h.Reset(context.Background(), r.p)
+		}
+		return Peer{}, ctx.Err()
+	}
 }
 
 // Flush returns once everything queued before it has been handed to the
@@ -533,33 +747,33 @@ func (h *Host) Flush(ctx context.Context) error {
 // them first. p's Disconnect event (ReasonLocal) follows when the peer
 // acknowledges, or when it times out.
 func (h *Host) Disconnect(ctx context.Context, p Peer, data uint32) error {
-	return h.disconnect(ctx, p, discNormal, data)
+	return h.disconnect(ctx, p, disconnect, data)
 }
 
 // DisconnectLater disconnects p after everything queued for it has been
 // sent and acknowledged (lua-enet's peer:disconnect_later).
 func (h *Host) DisconnectLater(ctx context.Context, p Peer, data uint32) error {
-	return h.disconnect(ctx, p, discLater, data)
+	return h.disconnect(ctx, p, disconnectLater, data)
 }
 
 // DisconnectNow disconnects p at once, telling it without waiting for an
 // answer (lua-enet's peer:disconnect_now). Its Disconnect event (ReasonLocal)
 // follows on Events, though ENet itself reports none.
 func (h *Host) DisconnectNow(ctx context.Context, p Peer, data uint32) error {
-	return h.disconnect(ctx, p, discNow, data)
+	return h.disconnect(ctx, p, disconnectNow, data)
 }
 
 // Reset drops p without telling it (lua-enet's peer:reset); the remote side
 // will time out. Its Disconnect event (ReasonLocal) follows on Events.
 func (h *Host) Reset(ctx context.Context, p Peer) error {
-	return h.disconnect(ctx, p, discReset, 0)
+	return h.disconnect(ctx, p, reset, 0)
 }
 
-func (h *Host) disconnect(ctx context.Context, p Peer, how int, data uint32) error {
+func (h *Host) disconnect(ctx context.Context, p Peer, w how, data uint32) error {
 	if err := h.check(p); err != nil {
 		return err
 	}
-	return h.submit(ctx, command{op: opDisconnect, peer: p, how: uint8(how), data: data})
+	return h.submit(ctx, command{op: opDisconnect, peer: p, how: w, data: data})
 }
 
 // peerDo runs fn in the loop for p if p is still current there.
@@ -580,23 +794,28 @@ func (h *Host) peerDo(ctx context.Context, p Peer, fn func(l *loop, idx uint16))
 // loss, throttle, timeouts (lua-enet's peer:state, connect_id,
 // round_trip_time, last_round_trip_time, timeout, ping_interval getters).
 func (h *Host) PeerInfo(ctx context.Context, p Peer) (PeerInfo, error) {
-	var info PeerInfo
-	err := h.peerDo(ctx, p, func(l *loop, idx uint16) { info = l.peerInfo(idx) })
-	return info, err
+	if err := h.check(p); err != nil {
+		return PeerInfo{}, err
+	}
+	return call(ctx, h, func(l *loop) (PeerInfo, error) {
+		if !l.current(p) {
+			return PeerInfo{}, ErrStalePeer
+		}
+		return l.peerInfo(uint16(p.Index())), nil
+	})
 }
 
 // Peers returns a snapshot of every current connection, connected or connecting.
 func (h *Host) Peers(ctx context.Context) ([]PeerInfo, error) {
-	var out []PeerInfo
-	err := h.do(ctx, func(l *loop) error {
+	return call(ctx, h, func(l *loop) ([]PeerInfo, error) {
+		var out []PeerInfo
 		for i := range l.slots {
 			if l.slots[i].id != 0 {
 				out = append(out, l.peerInfo(uint16(i)))
 			}
 		}
-		return nil
+		return out, nil
 	})
-	return out, err
 }
 
 // PeerAt returns the connection in slot i, from 0 (lua-enet's
@@ -606,15 +825,12 @@ func (h *Host) PeerAt(ctx context.Context, i int) (Peer, error) {
 	if i < 0 || i >= len(h.slots) {
 		return Peer{}, fmt.Errorf("%w: peer index %d, host has %d", ErrRange, i, len(h.slots))
 	}
-	var p Peer
-	err := h.do(ctx, func(l *loop) error {
+	return call(ctx, h, func(l *loop) (Peer, error) {
 		if l.slots[i].id == 0 {
-			return ErrStalePeer
+			return Peer{}, ErrStalePeer
 		}
-		p = Peer{h: h, id: l.slots[i].id}
-		return nil
+		return Peer{h: h, id: l.slots[i].id}, nil
 	})
-	return p, err
 }
 
 // Ping sends a ping to p now (lua-enet's peer:ping); ENet also pings on its own.
@@ -710,9 +926,16 @@ func (h *Host) CompressWithRangeCoder(ctx context.Context) error {
 
 // Stats returns the host's counters (lua-enet's total_sent_data,
 // total_received_data and service_time, and more). The loop keeps ENet's
-// 32-bit totals in 64-bit counters, so they do not wrap.
+// 32-bit totals in 64-bit counters, so they do not wrap. Once Run has
+// returned, Stats returns the counters as they were when the host stopped;
+// for a host closed without running, ErrClosed.
 func (h *Host) Stats(ctx context.Context) (Stats, error) {
-	var s Stats
-	err := h.do(ctx, func(l *loop) error { s = l.stats(); return nil })
+	s, err := call(ctx, h, func(l *loop) (Stats, error) { return l.stats(), nil })
+	if err == ErrClosed {
+		<-h.done
+		if f := h.final.Load(); f != nil {
+			return *f, nil
+		}
+	}
 	return s, err
 }

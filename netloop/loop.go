@@ -25,15 +25,19 @@ const (
 // values: they allocate nothing on their way.
 type command struct {
 	op    op
-	how   uint8 // opDisconnect: discNormal, discLater, discNow, discReset
+	how   how // opDisconnect
 	ch    uint8
 	flag  Flag
 	data  uint32
+	size  int // opSend, opBroadcast, opMulticast: the message's length
 	peer  Peer
-	buf   []byte
-	peers []Peer // opMulticast
+	pkt   packet   // opSend, opBroadcast, opMulticast: the loop takes it
+	peers *[]Peer  // opMulticast: a copy, from peerLists, which the loop returns
 	fn    func(*loop)
 }
+
+// peerLists recycles Multicast's copies of its peer lists.
+var peerLists = sync.Pool{New: func() any { return new([]Peer) }}
 
 // peerState is what the loop keeps per slot.
 type peerState struct {
@@ -42,6 +46,8 @@ type peerState struct {
 	closing   Reason // set when this side started the disconnection
 	dropping  bool   // the overflow policy is dropping its messages
 	addr      netip.AddrPort
+	queued    int  // bytes in ENet's queues for the peer: an upper bound, exact after a walk
+	over      bool // queued was at or over the outbound limit at the last walk
 	bytesIn   uint64
 	bytesOut  uint64
 	msgsIn    uint64
@@ -56,7 +62,13 @@ type loop struct {
 	slots []peerState
 	live  int      // slots with a connection (connected or connecting)
 	idx   []uint16 // scratch for multicast
+	results []sent // scratch for multicast
 	fresh bool     // events were emitted since the loop last yielded
+
+	over     []uint16 // slots over the outbound limit, rechecked after pumps
+	overWalk uint32   // ENet time of the last recheck
+
+	pendingBytes int // payload bytes of the events in q
 
 	// pending holds events for a consumer that has fallen behind the
 	// channel's buffer: q[head:] in order.
@@ -87,6 +99,7 @@ func (l *loop) newPeer(idx uint16) Peer {
 
 // free forgets the connection in slot idx.
 func (l *loop) free(idx uint16) {
+	l.setOver(idx, false)
 	l.slots[idx] = peerState{}
 	l.h.slots[idx].id.Store(0) // first: a racing Send sees ErrStalePeer
 	l.h.slots[idx].channels.Store(0)
@@ -134,6 +147,7 @@ func (l *loop) run(ctx context.Context) error {
 			wait.Reset(time.Millisecond)
 			select {
 			case h.events <- l.q[l.head]:
+				l.pendingBytes -= len(l.q[l.head].Payload)
 				l.q[l.head] = Event{}
 				l.head++
 				l.deliver()
@@ -168,6 +182,7 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		l.handle(evs)
 		l.account()
+		l.recheck()
 		if timing {
 			l.st.Iteration.observe(time.Since(start))
 		}
@@ -223,67 +238,171 @@ func (l *loop) exec(c command) {
 		idx := uint16(c.peer.Index())
 		s := &l.slots[idx]
 		if s.id != c.peer.id || !s.connected {
+			c.pkt.destroy()
 			l.st.SendsRejected++
 			l.log.Debug("send to a peer that went away", zap.Stringer("peer", c.peer))
 			return
 		}
-		if err := l.c.send(idx, c.ch, c.buf, c.flag.enet()); err != nil {
-			l.st.SendsRejected++
-			l.log.Debug("send refused", zap.Stringer("peer", c.peer), zap.Error(err))
+		// With OutboundWait the caller waited for room: a send that comes
+		// while the queue is over the limit is one of a bounded few that
+		// passed the check before the loop saw the queue fill.
+		if l.h.cfg.outPolicy != OutboundWait && !l.admit(idx, c.flag) {
+			c.pkt.destroy()
 			return
 		}
-		l.st.SentByFlag[c.flag]++
-		s.msgsOut++
-		s.bytesOut += uint64(len(c.buf))
+		l.handed(idx, c.flag, c.size, l.c.send(idx, c.ch, c.pkt))
 	case opBroadcast:
-		n, err := l.c.broadcast(c.ch, c.buf, c.flag.enet())
-		if err != nil {
-			l.log.Warn("broadcast failed", zap.Error(err))
-			return
+		l.idx = l.idx[:0]
+		for i := range l.slots {
+			if s := &l.slots[i]; s.id != 0 && s.connected && s.closing == 0 && l.admit(uint16(i), c.flag) {
+				l.idx = append(l.idx, uint16(i))
+			}
 		}
 		l.st.Broadcasts++
-		l.st.SentByFlag[c.flag] += uint64(n)
+		l.multicast(c)
 	case opMulticast:
 		l.idx = l.idx[:0]
-		for _, p := range c.peers {
+		for _, p := range *c.peers {
 			if l.current(p) && l.slots[p.Index()].connected {
-				l.idx = append(l.idx, uint16(p.Index()))
+				if l.admit(uint16(p.Index()), c.flag) {
+					l.idx = append(l.idx, uint16(p.Index()))
+				}
 			} else {
 				l.st.SendsRejected++
 			}
 		}
-		n, err := l.c.multicast(l.idx, c.ch, c.buf, c.flag.enet())
-		if err != nil {
-			l.log.Warn("multicast failed", zap.Error(err))
-			return
-		}
+		clear(*c.peers)
+		*c.peers = (*c.peers)[:0]
+		peerLists.Put(c.peers)
 		l.st.Broadcasts++
-		l.st.SentByFlag[c.flag] += uint64(n)
-		l.st.SendsRejected += uint64(len(l.idx) - n)
+		l.multicast(c)
 	case opDisconnect:
 		idx := uint16(c.peer.Index())
 		if l.slots[idx].id != c.peer.id {
 			return // already gone: its Disconnect event is out
 		}
-		l.disconnect(idx, int(c.how), c.data, ReasonLocal)
+		l.disconnect(idx, c.how, c.data, ReasonLocal)
 	case opFunc:
 		c.fn(l)
 	}
 }
 
+// multicast hands c's packet, shared, to the slots in l.idx.
+func (l *loop) multicast(c command) {
+	if len(l.idx) > len(l.results) {
+		l.results = make([]sent, len(l.idx))
+	}
+	l.c.multicast(l.idx, c.ch, c.pkt, l.results[:len(l.idx)])
+	for i, idx := range l.idx {
+		l.handed(idx, c.flag, c.size, l.results[i])
+	}
+}
+
+// handed accounts for a message handed to the peer in slot idx.
+func (l *loop) handed(idx uint16, flag Flag, size int, r sent) {
+	s := &l.slots[idx]
+	switch r {
+	case sentOK:
+		l.st.SentByFlag[flag]++
+		s.msgsOut++
+		s.bytesOut += uint64(size)
+		s.queued += size + commandOverhead
+	case sentSequence:
+		l.st.Dropped++
+	default:
+		l.st.SendsRejected++
+		l.log.Debug("send refused by ENet", zap.Stringer("peer", Peer{h: l.h, id: s.id}))
+	}
+}
+
+// commandOverhead is what ENet allocates per queued command besides its
+// payload, as counted against the outbound limit (an estimate until a walk
+// of the queue gives the exact figure).
+const commandOverhead = 96
+
+// admit reports whether a message may be queued for the peer in slot idx
+// under the outbound limit: while what ENet holds for the peer is below the
+// limit, any message is (so one message may take the queue past it). Over
+// the limit, unreliable messages are dropped, unless the policy is
+// OutboundDisconnect; reliable ones disconnect the peer.
+func (l *loop) admit(idx uint16, flag Flag) bool {
+	s := &l.slots[idx]
+	limit := l.h.cfg.outLimit
+	if s.queued < limit {
+		return true
+	}
+	if s.queued = l.c.queuedBytes(idx); s.queued < limit {
+		return true
+	}
+	l.setOver(idx, true)
+	if flag != Reliable && l.h.cfg.outPolicy != OutboundDisconnect {
+		l.st.Dropped++
+		return false
+	}
+	if s.closing == 0 {
+		l.st.PeersOverLimit++
+		l.log.Warn("outbound queue over its limit: disconnecting peer", zap.Stringer("peer", Peer{h: l.h, id: s.id}), zap.Stringer("addr", s.addr), zap.Int("queued", s.queued))
+		// enet_peer_disconnect drops the queue at once: the memory is back.
+		l.disconnect(idx, disconnect, 0, ReasonOutboundLimit)
+	}
+	return false
+}
+
+// setOver records whether slot idx is over the outbound limit, for callers
+// waiting with OutboundWait and for the recheck after pumps.
+func (l *loop) setOver(idx uint16, over bool) {
+	s := &l.slots[idx]
+	if s.over == over {
+		return
+	}
+	s.over = over
+	l.h.slots[idx].over.Store(over)
+	if over {
+		l.over = append(l.over, idx)
+		return
+	}
+	l.h.roomMade()
+}
+
+// recheck walks, at most every 10ms, the queues of the slots over the
+// outbound limit, and clears those that drained below half of it.
+func (l *loop) recheck() {
+	if len(l.over) == 0 {
+		return
+	}
+	now := l.c.totals().serviceTime
+	if now-l.overWalk < 10 {
+		return
+	}
+	l.overWalk = now
+	keep := l.over[:0]
+	for _, idx := range l.over {
+		s := &l.slots[idx]
+		if !s.over {
+			continue
+		}
+		if s.queued = l.c.queuedBytes(idx); s.queued < l.h.cfg.outLimit/2 {
+			l.setOver(idx, false)
+			continue
+		}
+		keep = append(keep, idx)
+	}
+	l.over = keep
+}
+
 // disconnect starts ending the connection in slot idx. ENet reports no
 // event for disconnect_now and reset, so the loop emits it.
-func (l *loop) disconnect(idx uint16, how int, data uint32, why Reason) {
+func (l *loop) disconnect(idx uint16, w how, data uint32, why Reason) {
 	s := &l.slots[idx]
 	if !s.connected {
 		// Still connecting: ENet would only send a disconnect to a peer that
 		// has not answered; drop it and report the failure.
-		l.c.peerDisconnect(idx, discReset, 0)
+		l.c.peerDisconnect(idx, reset, 0)
 		l.ended(idx, ReasonConnectFailed, 0)
 		return
 	}
-	l.c.peerDisconnect(idx, how, data)
-	if how == discNow || how == discReset {
+	l.c.peerDisconnect(idx, w, data)
+	if w == disconnectNow || w == reset {
 		l.ended(idx, why, data)
 		return
 	}
@@ -315,7 +434,7 @@ func (l *loop) handle(evs []cevent) {
 		case cConnect:
 			if s.id == 0 {
 				if l.h.stopping.Load() {
-					l.c.peerDisconnect(idx, discNow, 0) // too late to join
+					l.c.peerDisconnect(idx, disconnectNow, 0) // too late to join
 					continue
 				}
 				l.newPeer(idx) // incoming
@@ -338,6 +457,8 @@ func (l *loop) handle(evs []cevent) {
 			}
 			why := ReasonTimeout
 			switch {
+			case !s.connected && e.remote != 0:
+				why = ReasonRefused // a netloop host refused it: e.data says why
 			case !s.connected:
 				why = ReasonConnectFailed
 			case e.remote != 0:
@@ -352,9 +473,12 @@ func (l *loop) handle(evs []cevent) {
 				continue
 			}
 			flag := flagOf(uint32(e.flags))
-			if l.pending() >= l.h.cfg.maxPending {
-				l.overflow(idx, flag)
-				continue
+			if l.head < len(l.q) || len(l.h.events) == cap(l.h.events) {
+				// It will wait in the queue: within its bounds?
+				if l.pending() >= l.h.cfg.maxPending || l.pendingBytes+int(e.length) > l.h.cfg.maxPendingBytes {
+					l.overflow(idx, flag)
+					continue
+				}
 			}
 			payload := eventPayload(e)
 			s.msgsIn++
@@ -384,7 +508,7 @@ func (l *loop) overflow(idx uint16, flag Flag) {
 	s.dropping = true
 	l.st.PeersDropped++
 	l.log.Warn("consumer too slow: disconnecting peer", zap.Stringer("peer", Peer{h: l.h, id: s.id}), zap.Stringer("addr", s.addr), zap.Int("pending", l.pending()))
-	l.disconnect(idx, discNormal, 0, ReasonOverflow)
+	l.disconnect(idx, disconnect, 0, ReasonOverflow)
 }
 
 func (l *loop) pending() int { return len(l.q) - l.head }
@@ -400,6 +524,7 @@ func (l *loop) emit(ev Event) {
 		}
 	}
 	l.q = append(l.q, ev)
+	l.pendingBytes += len(ev.Payload)
 }
 
 // deliver moves waiting events into the channel as far as it has room.
@@ -407,6 +532,7 @@ func (l *loop) deliver() {
 	for l.head < len(l.q) {
 		select {
 		case l.h.events <- l.q[l.head]:
+			l.pendingBytes -= len(l.q[l.head].Payload)
 			l.q[l.head] = Event{}
 			l.head++
 		default:
@@ -446,10 +572,14 @@ func (l *loop) stats() Stats {
 	s.PeerCount = len(l.slots)
 	s.PendingEvents = l.pending()
 	s.QueuedCommands = len(l.h.cmds)
-	s.Malformed = l.c.malformed()
-	s.ServiceErrors = l.c.serviceErrors()
-	s.Wakes = l.c.wakes()
-	s.HeldAcks = l.c.heldAcks()
+	s.PendingBytes = l.pendingBytes
+	c := l.c.counters()
+	s.Malformed, s.ServiceErrors, s.Wakes, s.HeldAcks = c.malformed, c.serviceErrors, c.wakes, c.heldAcks
+	s.HalfOpen = l.c.halfOpen()
+	s.HalfOpenEvicted, s.HalfOpenReaped = c.evicted, c.reaped
+	s.ConnectsRefused, s.ConnectsRefusedAddress = c.refusedFull, c.refusedAddress
+	s.Throttled = c.throttled
+	s.Dropped += c.sequenceDrops
 	s.SocketReceiveBuffer, s.SocketSendBuffer, _ = l.c.socketBuffers(0, 0)
 	return s
 }
@@ -460,6 +590,8 @@ func (l *loop) peerInfo(idx uint16) PeerInfo {
 	info.Peer = Peer{h: l.h, id: s.id}
 	info.BytesSent, info.BytesReceived = s.bytesOut, s.bytesIn
 	info.MessagesSent, info.MessagesReceived = s.msgsOut, s.msgsIn
+	info.QueuedBytes = l.c.queuedBytes(idx)
+	info.Throttled = l.c.throttled(idx)
 	if !info.Addr.Addr().IsValid() || info.Addr.Port() == 0 {
 		info.Addr = s.addr
 	}
@@ -481,7 +613,7 @@ func (l *loop) shutdown() {
 	}
 	for i := range l.slots {
 		if l.slots[i].id != 0 && l.slots[i].closing == 0 {
-			l.disconnect(uint16(i), discLater, 0, ReasonShutdown)
+			l.disconnect(uint16(i), disconnectLater, 0, ReasonShutdown)
 		}
 	}
 	deadline := time.Now().Add(h.cfg.drain)
@@ -493,11 +625,13 @@ func (l *loop) shutdown() {
 	}
 	for i := range l.slots {
 		if l.slots[i].id != 0 {
-			l.c.peerDisconnect(uint16(i), discNow, 0)
+			l.c.peerDisconnect(uint16(i), disconnectNow, 0)
 			l.ended(uint16(i), ReasonShutdown, 0)
 		}
 	}
 	l.c.flush()
+	final := l.stats()
+	h.final.Store(&final)
 	l.c.destroy()
 	// The last events, the Disconnects above among them, get a window of
 	// their own: a consumer that still reads receives them all, however

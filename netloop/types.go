@@ -182,9 +182,15 @@ const (
 	// ReasonOverflow: the consumer fell behind and the overflow policy
 	// disconnected the peer (see Overflow).
 	ReasonOverflow
+	// ReasonOutboundLimit: what ENet held for the peer reached the outbound
+	// limit and the outbound policy disconnected it (see WithOutboundLimit).
+	ReasonOutboundLimit
+	// ReasonRefused: an outgoing connection was refused by a netloop host:
+	// Event.Data is RefusedFull or RefusedAddress. No Connect event came.
+	ReasonRefused
 )
 
-var reasonNames = [...]string{"", "remote", "timeout", "local", "shutdown", "connect_failed", "overflow"}
+var reasonNames = [...]string{"", "remote", "timeout", "local", "shutdown", "connect_failed", "overflow", "outbound_limit", "refused"}
 
 // String names the reason.
 func (r Reason) String() string {
@@ -281,6 +287,13 @@ type PeerInfo struct {
 	// Totals of message payloads through this connection, counted by the loop.
 	BytesSent, BytesReceived       uint64
 	MessagesSent, MessagesReceived uint64
+
+	// QueuedBytes is what ENet holds for the peer: queued and unacknowledged
+	// commands, their payloads and allocations (see WithOutboundLimit).
+	QueuedBytes int
+	// Throttled counts unreliable messages sent to this peer alone that
+	// ENet's packet throttle dropped unsent (see Stats.Throttled).
+	Throttled uint64
 }
 
 func ms[T ~uint32](v T) time.Duration { return time.Duration(v) * time.Millisecond }
@@ -317,7 +330,28 @@ type Stats struct {
 	EventsDropped  uint64 // receive events dropped by the overflow policy
 	PeersDropped   uint64 // peers disconnected by the overflow policy
 	PendingEvents  int    // events waiting for the consumer beyond the channel's buffer
+	PendingBytes   int    // their payload bytes
 	QueuedCommands int    // commands waiting in the command channel
+
+	// Outgoing messages lost on this side. Dropped: unreliable messages not
+	// queued because their peer's queue was over the outbound limit, or
+	// (rarely) because an unreliable message above the MTU met a full
+	// unreliable sequence window on its channel. Throttled: unreliable
+	// messages ENet's packet throttle dropped unsent while their peer stayed
+	// connected; a message shared by several peers (Broadcast, Multicast)
+	// counts once, if the last of them drops it. PeersOverLimit: peers
+	// disconnected by the outbound policy (ReasonOutboundLimit).
+	Dropped, Throttled, PeersOverLimit uint64
+
+	// The handshake defence. HalfOpen: slots whose CONNECT was answered
+	// and whose peer has not acknowledged the answer yet. HalfOpenEvicted:
+	// half-open slots reset to make room for a newer CONNECT; HalfOpenReaped:
+	// reset after the handshake timeout. ConnectsRefused: CONNECTs refused
+	// because every slot held a connection; ConnectsRefusedAddress: because
+	// their address held its limit (WithPerAddressLimit).
+	HalfOpen                                int
+	HalfOpenEvicted, HalfOpenReaped         uint64
+	ConnectsRefused, ConnectsRefusedAddress uint64
 
 	// With WithTiming: durations of loop iterations and of the
 	// enet_host_service calls in them (parked time is not in either).

@@ -54,6 +54,7 @@ func startServer(t *testing.T, h session.Handler, hostOpts []netloop.Option, opt
 	log := testLogger(t)
 	hostOpts = append([]netloop.Option{
 		netloop.WithLogger(log), netloop.WithChannels(2), netloop.WithDrainTimeout(2 * time.Second),
+		netloop.WithPerAddressLimit(netloop.MaxPeers), // every test client is on 127.0.0.1
 	}, hostOpts...)
 	host, err := netloop.New("127.0.0.1:0", hostOpts...)
 	if err != nil {

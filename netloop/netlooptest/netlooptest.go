@@ -11,6 +11,8 @@ package netlooptest
 import (
 	"context"
 	"errors"
+	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -112,4 +114,17 @@ func Dial(tb testing.TB, h *netloop.Host, addr string, channels int, data uint32
 		tb.Fatalf("netlooptest: Connect event for %v, want %v", ev.Peer, p)
 	}
 	return p
+}
+
+// Silent returns the address of a UDP socket on loopback that reads nothing
+// and answers nothing, until the test ends: a connection to it never
+// completes, as to a host that has vanished.
+func Silent(tb testing.TB) netip.AddrPort {
+	tb.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatalf("netlooptest: silent socket: %v", err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
 }

@@ -112,7 +112,7 @@ func runServer(ctx context.Context, impl, addr string, peers int) error {
 		return s.Run(ctx)
 	case "netloop", "session", "netloop+metrics", "session+metrics":
 		base, withMetrics := strings.CutSuffix(impl, "+metrics")
-		opts := []netloop.Option{netloop.WithPeers(peers), netloop.WithChannels(echo.Channels)}
+		opts := []netloop.Option{netloop.WithPeers(peers), netloop.WithChannels(echo.Channels), netloop.WithPerAddressLimit(netloop.MaxPeers)} // every load client is on 127.0.0.1
 		if withMetrics {
 			opts = append(opts, netloop.WithTiming())
 		}

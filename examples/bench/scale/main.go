@@ -135,7 +135,7 @@ func runServer(ctx context.Context, impl string, hosts, peers int) error {
 			serve = func(ctx context.Context, h *netloop.Host) error { return echo.Session(ctx, h, nil) }
 		}
 		for range hosts {
-			h, err := netloop.New("127.0.0.1:0", netloop.WithPeers(peers), netloop.WithChannels(echo.Channels))
+			h, err := netloop.New("127.0.0.1:0", netloop.WithPeers(peers), netloop.WithChannels(echo.Channels), netloop.WithPerAddressLimit(netloop.MaxPeers))
 			if err != nil {
 				for _, h := range nl {
 					h.Close()

@@ -1,0 +1,581 @@
+// nl.c is netloop's C side: the only code in the project that touches an
+// ENet host's memory. See nl.h for the ownership rule.
+
+#include "nl.h"
+
+#include <enet/time.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+// ENet allocates through these, so that the process can count its live
+// C allocations (hosts, peers, packets, fragments): a leak check.
+static int64_t nl_live_allocs;
+
+static void *nl_malloc(size_t n) {
+	void *p = malloc(n);
+	if (p != NULL) __atomic_fetch_add(&nl_live_allocs, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+static void nl_free(void *p) {
+	if (p == NULL) return;
+	__atomic_fetch_sub(&nl_live_allocs, 1, __ATOMIC_RELAXED);
+	free(p);
+}
+
+static void nl_no_memory(void) { abort(); }
+
+int nl_initialize(void) {
+	ENetCallbacks cb = { nl_malloc, nl_free, nl_no_memory };
+	return enet_initialize_with_callbacks(ENET_VERSION, &cb);
+}
+
+int64_t nl_live(void) { return __atomic_load_n(&nl_live_allocs, __ATOMIC_RELAXED); }
+
+// The intercept and the packet free callback have no user pointer: every
+// entry point that may run them sets this, on the calling thread, for the
+// duration of the call.
+static __thread nl_state *nl_cur;
+
+static enet_uint16 nl_be16(const enet_uint8 *p) { return (enet_uint16)((p[0] << 8) | p[1]); }
+
+static void nl_put_be16(enet_uint8 *p, enet_uint16 v) { p[0] = (enet_uint8)(v >> 8); p[1] = (enet_uint8)v; }
+
+static void nl_put_be32(enet_uint8 *p, enet_uint32 v) {
+	p[0] = (enet_uint8)(v >> 24); p[1] = (enet_uint8)(v >> 16); p[2] = (enet_uint8)(v >> 8); p[3] = (enet_uint8)v;
+}
+
+static int nl_half_open_state(const ENetPeer *p) { return p->state == ENET_PEER_STATE_ACKNOWLEDGING_CONNECT; }
+
+// nl_refuse answers a refused CONNECT with the DISCONNECT that ENet's
+// disconnect_now sends, addressed to the connecting peer's slot, so that a
+// client learns at once instead of retransmitting for half a minute. At most
+// 1000 a second: under a flood from forged addresses the answers go nowhere.
+static void nl_refuse(nl_state *s, ENetHost *h, enet_uint16 clientPeer, enet_uint32 why) {
+	if (h->checksum != NULL || clientPeer >= ENET_PROTOCOL_MAXIMUM_PEER_ID) return;
+	enet_uint32 window = h->serviceTime / 1000;
+	if (window != s->refuseWindow) {
+		s->refuseWindow = window;
+		s->refuseCount = 0;
+	}
+	if (s->refuseCount >= 1000) return;
+	s->refuseCount++;
+	enet_uint8 d[2 + sizeof(ENetProtocolDisconnect)];
+	memset(d, 0, sizeof d);
+	nl_put_be16(d, clientPeer); // no flags, session 0: a connecting peer checks no session
+	ENetProtocolCommandHeader *c = (ENetProtocolCommandHeader *)(d + 2);
+	c->command = ENET_PROTOCOL_COMMAND_DISCONNECT | ENET_PROTOCOL_COMMAND_FLAG_UNSEQUENCED;
+	c->channelID = 0xFF;
+	nl_put_be32(d + 2 + offsetof(ENetProtocolDisconnect, data), why);
+	ENetBuffer b = { .data = d, .dataLength = sizeof d };
+	enet_socket_send(h->socket, &h->receivedAddress, &b, 1);
+}
+
+// nl_admit decides on a CONNECT command (at c, in a datagram from
+// h->receivedAddress) before ENet sees it; it returns 1 to drop the datagram.
+// ENet gives every CONNECT a peer slot and keeps it half-open for up to 30s
+// while it retransmits to an address that may never answer, so a flood of
+// forged CONNECTs locks everybody out. Here a half-open slot lives at most
+// s->handshake ms, and a CONNECT that finds no free slot takes the oldest
+// half-open one; one address holds at most s->perAddress slots. It walks the
+// peers once, as ENet itself does for every CONNECT.
+static int nl_admit(nl_state *s, ENetHost *h, const enet_uint8 *c) {
+	enet_uint32 now = h->serviceTime;
+	enet_uint32 connectID; // network byte order, as ENet keeps it
+	memcpy(&connectID, c + offsetof(ENetProtocolConnect, connectID), sizeof connectID);
+	enet_uint16 clientPeer = nl_be16(c + offsetof(ENetProtocolConnect, outgoingPeerID));
+	ENetPeer *free = NULL, *oldest = NULL;
+	size_t same = 0;
+	for (ENetPeer *p = h->peers; p < &h->peers[h->peerCount]; p++) {
+		if (nl_half_open_state(p)) {
+			size_t i = (size_t)(p - h->peers);
+			if (ENET_TIME_DIFFERENCE(now, s->since[i]) >= s->handshake) {
+				enet_peer_reset(p);
+				s->reaped++;
+			} else if (oldest == NULL || ENET_TIME_LESS(s->since[i], s->since[oldest - h->peers])) {
+				oldest = p;
+			}
+		}
+		if (p->state == ENET_PEER_STATE_DISCONNECTED) {
+			if (free == NULL) free = p;
+			continue;
+		}
+		if (p->state == ENET_PEER_STATE_CONNECTING || p->address.host != h->receivedAddress.host) continue;
+		if (p->address.port == h->receivedAddress.port && p->connectID == connectID) return 0; // a retransmission: ENet ignores it
+		same++;
+	}
+	if (same >= s->perAddress) {
+		s->refusedAddress++;
+		nl_refuse(s, h, clientPeer, NL_REFUSED_ADDRESS);
+		return 1;
+	}
+	if (free == NULL) {
+		if (oldest == NULL) {
+			s->refusedFull++;
+			nl_refuse(s, h, clientPeer, NL_REFUSED_FULL);
+			return 1;
+		}
+		enet_peer_reset(oldest);
+		s->evicted++;
+		free = oldest;
+	}
+	// ENet takes the first free slot, the one found above.
+	s->since[free - h->peers] = now;
+	return 0;
+}
+
+// nl_reap resets half-open slots older than the handshake timeout, at most
+// every 100ms; nl_admit reaps as it goes.
+static void nl_reap(nl_state *s, ENetHost *h) {
+	enet_uint32 now = h->serviceTime;
+	if (ENET_TIME_DIFFERENCE(now, s->lastReap) < 100) return;
+	s->lastReap = now;
+	for (ENetPeer *p = h->peers; p < &h->peers[h->peerCount]; p++) {
+		if (nl_half_open_state(p) && ENET_TIME_DIFFERENCE(now, s->since[p - h->peers]) >= s->handshake) {
+			enet_peer_reset(p);
+			s->reaped++;
+		}
+	}
+}
+
+int nl_half_open(ENetHost *h) {
+	int n = 0;
+	for (ENetPeer *p = h->peers; p < &h->peers[h->peerCount]; p++) n += nl_half_open_state(p);
+	return n;
+}
+
+// nl_scan walks the ENet header and commands of the datagram in
+// h->receivedData and reports whether it carries a message (or may:
+// compressed), or -1 to drop it. It counts datagrams ENet will reject (too
+// short, unknown command, bad peer, truncated command), marks peers that
+// sent a DISCONNECT command, so that the loop can tell a remote disconnect
+// from a timeout, and admits CONNECTs (nl_admit).
+static int nl_scan(nl_state *s, ENetHost *h) {
+	const enet_uint8 *d = h->receivedData;
+	size_t n = h->receivedDataLength, off;
+	if (n < 2) { s->malformed++; return 0; }
+	enet_uint16 word = nl_be16(d);
+	enet_uint16 flags = word & ENET_PROTOCOL_HEADER_FLAG_MASK;
+	enet_uint16 peerID = word & ~(ENET_PROTOCOL_HEADER_FLAG_MASK | ENET_PROTOCOL_HEADER_SESSION_MASK);
+	off = (flags & ENET_PROTOCOL_HEADER_FLAG_SENT_TIME) ? 4 : 2;
+	if (h->checksum != NULL) off += sizeof(enet_uint32);
+	if (n < off) { s->malformed++; return 0; }
+	if (flags & ENET_PROTOCOL_HEADER_FLAG_COMPRESSED) return 1; // cannot look inside
+	ENetPeer *peer = NULL;
+	if (peerID != ENET_PROTOCOL_MAXIMUM_PEER_ID) {
+		// The checks ENet makes before it accepts a datagram for a peer.
+		if (peerID >= h->peerCount) { s->malformed++; return 0; }
+		peer = &h->peers[peerID];
+		enet_uint8 session = (enet_uint8)((word & ENET_PROTOCOL_HEADER_SESSION_MASK) >> ENET_PROTOCOL_HEADER_SESSION_SHIFT);
+		if (peer->state == ENET_PEER_STATE_DISCONNECTED || peer->state == ENET_PEER_STATE_ZOMBIE ||
+		    ((peer->address.host != h->receivedAddress.host || peer->address.port != h->receivedAddress.port) &&
+		     peer->address.host != ENET_HOST_BROADCAST) ||
+		    (peer->outgoingPeerID < ENET_PROTOCOL_MAXIMUM_PEER_ID && session != peer->incomingSessionID)) {
+			s->malformed++;
+			return 0;
+		}
+	}
+	int messages = 0;
+	while (off < n) {
+		if (off + sizeof(ENetProtocolCommandHeader) > n) { s->malformed++; return messages; }
+		enet_uint8 cmd = d[off] & ENET_PROTOCOL_COMMAND_MASK;
+		if (cmd == 0 || cmd >= ENET_PROTOCOL_COMMAND_COUNT) { s->malformed++; return messages; }
+		size_t size = enet_protocol_command_size(cmd);
+		if (size == 0 || off + size > n) { s->malformed++; return messages; }
+		size_t payload = 0;
+		switch (cmd) {
+		case ENET_PROTOCOL_COMMAND_SEND_RELIABLE:
+			messages = 1;
+			payload = nl_be16(d + off + offsetof(ENetProtocolSendReliable, dataLength)); break;
+		case ENET_PROTOCOL_COMMAND_SEND_UNRELIABLE:
+			messages = 1;
+			payload = nl_be16(d + off + offsetof(ENetProtocolSendUnreliable, dataLength)); break;
+		case ENET_PROTOCOL_COMMAND_SEND_UNSEQUENCED:
+			messages = 1;
+			payload = nl_be16(d + off + offsetof(ENetProtocolSendUnsequenced, dataLength)); break;
+		case ENET_PROTOCOL_COMMAND_SEND_FRAGMENT:
+		case ENET_PROTOCOL_COMMAND_SEND_UNRELIABLE_FRAGMENT:
+			messages = 1;
+			payload = nl_be16(d + off + offsetof(ENetProtocolSendFragment, dataLength)); break;
+		case ENET_PROTOCOL_COMMAND_DISCONNECT:
+			if (peer != NULL) s->remote[peerID] = 1;
+			break;
+		case ENET_PROTOCOL_COMMAND_CONNECT:
+			// ENet handles a CONNECT only in a datagram for no peer.
+			if (peer == NULL && nl_admit(s, h, d + off)) return -1;
+			break;
+		}
+		off += size + payload;
+		if (off > n) { s->malformed++; return messages; }
+	}
+	return messages;
+}
+
+static int nl_intercept(ENetHost *h, ENetEvent *ev) {
+	nl_state *s = nl_cur;
+	if (s == NULL) return 0;
+	if (h->receivedDataLength == NL_COOKIE && memcmp(h->receivedData, s->cookie, NL_COOKIE) == 0) {
+		s->wakes++;
+		if (ev != NULL) {
+			ev->type = (ENetEventType)NL_EVENT_WAKE;
+			ev->peer = NULL;
+			ev->packet = NULL;
+		}
+		return 1;
+	}
+	int messages = nl_scan(s, h);
+	if (messages < 0) return 1;
+	// ENet sends acknowledgements right after its receive loop, in a
+	// datagram of their own, before the application can answer. When this
+	// datagram carries a message, and is the last one waiting (and not the
+	// 256th, after which ENet stops reading by itself), swap the socket out:
+	// once ENet has handled the datagram, its next read fails and
+	// enet_host_service returns before sending. The acknowledgements then
+	// leave with the answers, in the same datagrams, at the next service
+	// call or flush.
+	if (s->coalesce && ++s->seen < 256 && messages) {
+		char b;
+		if (recv(h->socket, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			s->saved = h->socket;
+			h->socket = ENET_SOCKET_NULL;
+		}
+	}
+	return 0;
+}
+
+// nl_packet_freed runs when ENet destroys a packet netloop made. An
+// unreliable packet freed unsent while its peer is still connected, and
+// this side is not ending connections, was dropped by ENet's packet
+// throttle: ENet counts nothing, this does.
+static void nl_packet_freed(ENetPacket *p) {
+	nl_state *s = nl_cur;
+	if (s == NULL || s->dropping || (p->flags & (ENET_PACKET_FLAG_RELIABLE | ENET_PACKET_FLAG_SENT))) return;
+	size_t slot = (size_t)p->userData;
+	if (slot != 0) {
+		size_t i = slot - 1;
+		if (i >= s->peers) return;
+		ENetPeerState st = s->host->peers[i].state;
+		// A peer that disconnected or timed out: its queue went with it.
+		if (s->remote[i] || st == ENET_PEER_STATE_DISCONNECTED || st == ENET_PEER_STATE_ZOMBIE) return;
+		s->throttledPeer[i]++;
+	}
+	s->throttled++;
+}
+
+nl_state *nl_state_new(ENetHost *h, int cap, const void *cookie) {
+	nl_state *s = calloc(1, sizeof *s);
+	if (s == NULL) return NULL;
+	s->events = calloc((size_t)cap, sizeof *s->events);
+	s->remote = calloc(h->peerCount, 1);
+	s->since = calloc(h->peerCount, sizeof *s->since);
+	s->throttledPeer = calloc(h->peerCount, sizeof *s->throttledPeer);
+	if (s->events == NULL || s->remote == NULL || s->since == NULL || s->throttledPeer == NULL) {
+		nl_state_free(s);
+		return NULL;
+	}
+	s->host = h;
+	s->cap = cap;
+	s->peers = h->peerCount;
+	s->saved = ENET_SOCKET_NULL;
+	s->handshake = 3000;
+	s->perAddress = ENET_PROTOCOL_MAXIMUM_PEER_ID;
+	memcpy(s->cookie, cookie, NL_COOKIE);
+	h->intercept = nl_intercept;
+	// ENet does not set FD_CLOEXEC: child processes would inherit the port.
+	fcntl(h->socket, F_SETFD, fcntl(h->socket, F_GETFD) | FD_CLOEXEC);
+	return s;
+}
+
+static void nl_release(nl_state *s) {
+	for (int i = 0; i < s->n; i++) {
+		if (s->events[i].packet != NULL) enet_packet_destroy(s->events[i].packet);
+	}
+	s->n = 0;
+}
+
+void nl_state_free(nl_state *s) {
+	if (s->events != NULL) nl_release(s);
+	free(s->events);
+	free(s->remote);
+	free(s->since);
+	free(s->throttledPeer);
+	free(s);
+}
+
+// nl_destroy destroys the host, then its state.
+void nl_destroy(ENetHost *h, nl_state *s) {
+	nl_cur = s;
+	s->dropping = 1;
+	nl_release(s);
+	h->intercept = NULL;
+	enet_host_destroy(h);
+	nl_cur = NULL;
+	nl_state_free(s);
+}
+
+static void nl_put(nl_state *s, ENetEvent *ev) {
+	nl_event *e = &s->events[s->n++];
+	memset(e, 0, sizeof *e);
+	e->type = ev->type;
+	e->peer = ev->peer->incomingPeerID;
+	e->channel = ev->channelID;
+	e->data = ev->data;
+	switch (ev->type) {
+	case ENET_EVENT_TYPE_CONNECT:
+		s->remote[e->peer] = 0;
+		s->throttledPeer[e->peer] = 0;
+		e->channels = (enet_uint32)ev->peer->channelCount;
+		e->addrHost = ev->peer->address.host;
+		e->addrPort = ev->peer->address.port;
+		break;
+	case ENET_EVENT_TYPE_DISCONNECT:
+		e->remote = s->remote[e->peer];
+		s->remote[e->peer] = 0;
+		break;
+	case ENET_EVENT_TYPE_RECEIVE:
+		e->packet = ev->packet;
+		e->bytes = ev->packet->data;
+		e->length = ev->packet->dataLength;
+		e->flags = ev->packet->flags;
+		break;
+	default:
+		break;
+	}
+}
+
+// nl_take_totals moves ENet's 32-bit counters into s->tot and resets them,
+// so the Go side can keep 64-bit totals that never wrap.
+static void nl_take_totals(ENetHost *h, nl_state *s) {
+	nl_totals *t = &s->tot;
+	t->sentData = h->totalSentData; h->totalSentData = 0;
+	t->sentPackets = h->totalSentPackets; h->totalSentPackets = 0;
+	t->receivedData = h->totalReceivedData; h->totalReceivedData = 0;
+	t->receivedPackets = h->totalReceivedPackets; h->totalReceivedPackets = 0;
+	t->serviceTime = h->serviceTime;
+	t->connectedPeers = (enet_uint32)h->connectedPeers;
+}
+
+void nl_flush(ENetHost *h, nl_state *s) {
+	nl_cur = s;
+	enet_host_flush(h);
+	nl_cur = NULL;
+	s->held = 0;
+}
+
+// nl_park sends the acknowledgements the last service call held back, then
+// waits up to timeout ms for a datagram, as enet_host_service would.
+void nl_park(ENetHost *h, nl_state *s, int timeout) {
+	if (s->held) nl_flush(h, s);
+	struct pollfd p = { .fd = h->socket, .events = POLLIN };
+	poll(&p, 1, timeout);
+}
+
+// nl_pump frees the previous batch's packets, runs enet_host_service once
+// without waiting (which sends everything queued, then reads the socket),
+// then drains already-dispatched events with enet_host_check_events,
+// without I/O, until none is left or the batch is full, and takes ENet's
+// counters. It returns the number of events. The service call never waits,
+// so that it reads the socket in one pass, whose datagrams the intercept
+// counts.
+int nl_pump(ENetHost *h, nl_state *s) {
+	ENetEvent ev;
+	nl_cur = s;
+	nl_release(s);
+	s->seen = 0;
+	int rc = enet_host_service(h, &ev, 0);
+	// Unless the call went all the way through (0), it may have returned
+	// before its last send: acknowledgements may be waiting.
+	s->held = rc != 0;
+	if (s->saved != ENET_SOCKET_NULL) {
+		// The intercept ended the call after the last datagram.
+		h->socket = s->saved;
+		s->saved = ENET_SOCKET_NULL;
+		s->cut++;
+		if (rc < 0) rc = enet_host_check_events(h, &ev);
+	}
+	s->lastrc = rc;
+	if (rc < 0) s->serviceErrors++;
+	while (rc > 0) {
+		if (ev.type != (ENetEventType)NL_EVENT_WAKE && ev.peer != NULL) nl_put(s, &ev);
+		if (s->n == s->cap) break;
+		rc = enet_host_check_events(h, &ev);
+	}
+	nl_reap(s, h);
+	nl_cur = NULL;
+	nl_take_totals(h, s);
+	return s->n;
+}
+
+// nl_readable reports whether a datagram is waiting on the host's socket.
+int nl_readable(ENetHost *h) {
+	struct pollfd p = { .fd = h->socket, .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
+}
+
+// nl_packet_new makes a packet of a copy of data. Any goroutine may call it.
+// Unreliable packets are sent as unreliable fragments above the MTU (ENet
+// would send them as reliable ones).
+ENetPacket *nl_packet_new(const void *data, size_t len, enet_uint32 flags) {
+	if (!(flags & ENET_PACKET_FLAG_RELIABLE)) flags |= ENET_PACKET_FLAG_UNRELIABLE_FRAGMENT;
+	ENetPacket *p = enet_packet_create(data, len, flags);
+	if (p != NULL) p->freeCallback = nl_packet_freed;
+	return p;
+}
+
+// nl_packet_destroy frees a packet no peer took. Any goroutine may call it.
+void nl_packet_destroy(ENetPacket *p) {
+	p->freeCallback = NULL;
+	enet_packet_destroy(p);
+}
+
+// nl_send_one hands p to one peer. ENet sends an unreliable packet above the
+// MTU reliably when its channel's unreliable sequence number is at 0xFFFF;
+// that message is dropped instead (an unreliable message may be lost).
+static int nl_send_one(ENetHost *h, nl_state *s, ENetPeer *peer, enet_uint8 ch, ENetPacket *p) {
+	if (peer->state != ENET_PEER_STATE_CONNECTED || ch >= peer->channelCount) return NL_REFUSED;
+	if (!(p->flags & ENET_PACKET_FLAG_RELIABLE) && p->dataLength > peer->mtu - sizeof(ENetProtocolHeader) - sizeof(ENetProtocolSendFragment) - (h->checksum != NULL ? 4 : 0) &&
+	    peer->channels[ch].outgoingUnreliableSequenceNumber >= 0xFFFF) {
+		s->sequenceDrops++;
+		return NL_SEQUENCE;
+	}
+	return enet_peer_send(peer, ch, p) < 0 ? NL_REFUSED : NL_SENT;
+}
+
+// nl_peer_send hands p to the peer in slot idx; on failure p is destroyed.
+int nl_peer_send(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, ENetPacket *p) {
+	p->userData = (void *)(size_t)(idx + 1);
+	int rc = nl_send_one(h, s, &h->peers[idx], ch, p);
+	if (rc != NL_SENT) nl_packet_destroy(p);
+	return rc;
+}
+
+// nl_multicast hands p, shared, to the peers in slots idx[0..n), and writes
+// each one's nl_sent to result[i]; it returns how many took it. p is
+// destroyed if none did.
+int nl_multicast(ENetHost *h, nl_state *s, const enet_uint16 *idx, int n, enet_uint8 ch, ENetPacket *p, int8_t *result) {
+	int sent = 0;
+	for (int i = 0; i < n; i++) {
+		result[i] = (int8_t)nl_send_one(h, s, &h->peers[idx[i]], ch, p);
+		if (result[i] == NL_SENT) sent++;
+	}
+	if (p->referenceCount == 0) nl_packet_destroy(p);
+	return sent;
+}
+
+// nl_broadcast hands p, shared, to every connected peer with the channel;
+// it returns how many took it. p is destroyed if none did.
+int nl_broadcast(ENetHost *h, nl_state *s, enet_uint8 ch, ENetPacket *p) {
+	int sent = 0;
+	for (ENetPeer *peer = h->peers; peer < &h->peers[h->peerCount]; peer++) {
+		if (peer->state == ENET_PEER_STATE_CONNECTED && nl_send_one(h, s, peer, ch, p) == NL_SENT) sent++;
+	}
+	if (p->referenceCount == 0) nl_packet_destroy(p);
+	return sent;
+}
+
+// nl_queued_bytes is what the peer in slot idx holds in ENet's outgoing
+// queues: payload bytes of every queued or unacknowledged command, plus the
+// command's own allocation. It walks the queues.
+size_t nl_queued_bytes(ENetHost *h, enet_uint16 idx) {
+	ENetPeer *peer = &h->peers[idx];
+	ENetList *lists[] = { &peer->outgoingCommands, &peer->sentReliableCommands, &peer->sentUnreliableCommands };
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+		for (ENetListIterator it = enet_list_begin(lists[i]); it != enet_list_end(lists[i]); it = enet_list_next(it)) {
+			n += ((ENetOutgoingCommand *)it)->fragmentLength + sizeof(ENetOutgoingCommand);
+		}
+	}
+	return n;
+}
+
+int nl_connect(ENetHost *h, enet_uint32 host, enet_uint16 port, size_t channels, enet_uint32 data) {
+	ENetAddress a = { .host = host, .port = port };
+	ENetPeer *p = enet_host_connect(h, &a, channels, data);
+	return p == NULL ? -1 : (int)p->incomingPeerID;
+}
+
+void nl_peer_disconnect(ENetHost *h, nl_state *s, enet_uint16 idx, nl_how how, enet_uint32 data) {
+	ENetPeer *p = &h->peers[idx];
+	nl_cur = s;
+	s->dropping = 1;
+	switch (how) {
+	case NL_DISCONNECT: enet_peer_disconnect(p, data); break;
+	case NL_DISCONNECT_LATER: enet_peer_disconnect_later(p, data); break;
+	case NL_DISCONNECT_NOW: enet_peer_disconnect_now(p, data); break;
+	case NL_RESET: enet_peer_reset(p); break;
+	}
+	s->dropping = 0;
+	nl_cur = NULL;
+}
+
+void nl_peer_info_get(ENetHost *h, enet_uint16 idx, nl_peer_info *o) {
+	ENetPeer *p = &h->peers[idx];
+	o->state = p->state;
+	o->connectID = p->connectID;
+	o->channels = (enet_uint32)p->channelCount;
+	o->addrHost = p->address.host;
+	o->addrPort = p->address.port;
+	o->index = p->incomingPeerID;
+	o->rtt = p->roundTripTime;
+	o->rttVariance = p->roundTripTimeVariance;
+	o->lastRTT = p->lastRoundTripTime;
+	o->lastRTTVariance = p->lastRoundTripTimeVariance;
+	o->lowestRTT = p->lowestRoundTripTime;
+	o->packetLoss = p->packetLoss;
+	o->packetLossVariance = p->packetLossVariance;
+	o->packetThrottle = p->packetThrottle;
+	o->packetThrottleLimit = p->packetThrottleLimit;
+	o->throttleInterval = p->packetThrottleInterval;
+	o->throttleAcceleration = p->packetThrottleAcceleration;
+	o->throttleDeceleration = p->packetThrottleDeceleration;
+	o->pingInterval = p->pingInterval;
+	o->timeoutLimit = p->timeoutLimit;
+	o->timeoutMinimum = p->timeoutMinimum;
+	o->timeoutMaximum = p->timeoutMaximum;
+	o->reliableInTransit = p->reliableDataInTransit;
+	o->mtu = p->mtu;
+	o->packetsSent = p->packetsSent;
+	o->packetsLost = p->packetsLost;
+	o->incomingBandwidth = p->incomingBandwidth;
+	o->outgoingBandwidth = p->outgoingBandwidth;
+	o->queued = (enet_uint32)enet_list_size(&p->outgoingCommands);
+	o->unacked = (enet_uint32)enet_list_size(&p->sentReliableCommands);
+}
+
+void nl_peer_timeout(ENetHost *h, enet_uint16 idx, enet_uint32 limit, enet_uint32 min, enet_uint32 max) {
+	enet_peer_timeout(&h->peers[idx], limit, min, max);
+}
+
+void nl_peer_throttle(ENetHost *h, enet_uint16 idx, enet_uint32 interval, enet_uint32 acc, enet_uint32 dec) {
+	enet_peer_throttle_configure(&h->peers[idx], interval, acc, dec);
+}
+
+void nl_peer_ping(ENetHost *h, enet_uint16 idx) { enet_peer_ping(&h->peers[idx]); }
+void nl_set_ping_interval(ENetHost *h, enet_uint16 idx, enet_uint32 ms) { enet_peer_ping_interval(&h->peers[idx], ms); }
+void nl_set_rtt(ENetHost *h, enet_uint16 idx, enet_uint32 ms) { h->peers[idx].roundTripTime = ms; }
+void nl_set_last_rtt(ENetHost *h, enet_uint16 idx, enet_uint32 ms) { h->peers[idx].lastRoundTripTime = ms; }
+
+int nl_socket_address(ENetHost *h, enet_uint32 *host, enet_uint16 *port) {
+	ENetAddress a;
+	if (enet_socket_get_address(h->socket, &a) < 0) return -1;
+	*host = a.host;
+	*port = a.port;
+	return 0;
+}
+
+// nl_socket_buffers sets (when rcv or snd > 0) and reads back the socket's
+// buffer sizes, as the kernel reports them.
+int nl_socket_buffers(ENetHost *h, int rcv, int snd, int *rcvOut, int *sndOut) {
+	if (rcv > 0 && enet_socket_set_option(h->socket, ENET_SOCKOPT_RCVBUF, rcv) < 0) return -1;
+	if (snd > 0 && enet_socket_set_option(h->socket, ENET_SOCKOPT_SNDBUF, snd) < 0) return -1;
+	socklen_t n = sizeof(int);
+	if (getsockopt(h->socket, SOL_SOCKET, SO_RCVBUF, rcvOut, &n) < 0) return -1;
+	n = sizeof(int);
+	if (getsockopt(h->socket, SOL_SOCKET, SO_SNDBUF, sndOut, &n) < 0) return -1;
+	return 0;
+}
