@@ -126,9 +126,9 @@ func (c *chost) serviceFailed() bool { return c.s.lastrc < 0 }
 
 // counters of the intercept, the service calls and the packet callback.
 type ccounters struct {
-	heldAcks, wakes, malformed, serviceErrors        uint64
-	evicted, reaped, refusedFull, refusedAddress     uint64
-	throttled, sequenceDrops                         uint64
+	heldAcks, wakes, malformed, serviceErrors    uint64
+	evicted, reaped, refusedFull, refusedAddress uint64
+	throttled, sequenceDrops                     uint64
 }
 
 func (c *chost) counters() ccounters {

@@ -31,8 +31,8 @@ type command struct {
 	data  uint32
 	size  int // opSend, opBroadcast, opMulticast: the message's length
 	peer  Peer
-	pkt   packet   // opSend, opBroadcast, opMulticast: the loop takes it
-	peers *[]Peer  // opMulticast: a copy, from peerLists, which the loop returns
+	pkt   packet  // opSend, opBroadcast, opMulticast: the loop takes it
+	peers *[]Peer // opMulticast: a copy, from peerLists, which the loop returns
 	fn    func(*loop)
 }
 
@@ -56,14 +56,14 @@ type peerState struct {
 
 // loop is the state owned by the goroutine running Host.Run.
 type loop struct {
-	h     *Host
-	c     *chost
-	log   *zap.Logger
-	slots []peerState
-	live  int      // slots with a connection (connected or connecting)
-	idx   []uint16 // scratch for multicast
-	results []sent // scratch for multicast
-	fresh bool     // events were emitted since the loop last yielded
+	h       *Host
+	c       *chost
+	log     *zap.Logger
+	slots   []peerState
+	live    int      // slots with a connection (connected or connecting)
+	idx     []uint16 // scratch for multicast
+	results []sent   // scratch for multicast
+	fresh   bool     // events were emitted since the loop last yielded
 
 	over     []uint16 // slots over the outbound limit, rechecked after pumps
 	overWalk uint32   // ENet time of the last recheck
