@@ -271,6 +271,12 @@ type slot struct {
 	id       atomic.Uint64 // the current connection's Peer id; 0 = none
 	channels atomic.Uint32 // its channel count; 0 until connected
 	over     atomic.Bool   // its outbound queue is over the limit
+
+	// OutboundWait: bytes ENet holds for the peer as of the loop's last
+	// look (an upper bound), bytes of sends submitted and not yet run, and
+	// whether a sender waits for room.
+	queued, inflight atomic.Int64
+	blocked          atomic.Bool
 }
 
 // New creates an ENet host, the equivalent of lua-enet's host_create.
@@ -580,16 +586,20 @@ func (h *Host) Send(ctx context.Context, p Peer, ch uint8, data []byte, flag Fla
 	case uint32(ch) >= n:
 		return fmt.Errorf("%w: channel %d, peer has %d", ErrChannel, ch, n)
 	}
-	if h.cfg.outPolicy == OutboundWait && sl.over.Load() {
+	if h.cfg.outPolicy == OutboundWait {
 		if err := h.waitRoom(ctx, p); err != nil {
 			return err
 		}
+		sl.inflight.Add(int64(len(data)))
 	}
 	pkt, err := newPacket(data, flag)
-	if err != nil {
-		return err
+	if err == nil {
+		err = h.submitPacket(ctx, command{op: opSend, peer: p, ch: ch, flag: flag, size: len(data), pkt: pkt})
 	}
-	return h.submitPacket(ctx, command{op: opSend, peer: p, ch: ch, flag: flag, size: len(data), pkt: pkt})
+	if err != nil && h.cfg.outPolicy == OutboundWait {
+		sl.inflight.Add(-int64(len(data)))
+	}
+	return err
 }
 
 // submitPacket submits a command that carries a packet, which it destroys
@@ -605,16 +615,21 @@ func (h *Host) submitPacket(ctx context.Context, c command) error {
 	return err
 }
 
-// waitRoom waits until p's outbound queue is no longer over the limit.
+// waitRoom waits until what ENet holds for p, and what is on its way to
+// it, is below the outbound limit.
 func (h *Host) waitRoom(ctx context.Context, p Peer) error {
 	sl := &h.slots[p.Index()]
-	for {
+	limit := int64(h.cfg.outLimit)
+	for sl.queued.Load()+sl.inflight.Load() >= limit {
 		h.waiters.Add(1)
 		drained := *h.drained.Load()
-		if !sl.over.Load() { // after waiters: the loop clears, then looks at waiters
+		sl.blocked.Store(true)
+		// After waiters and blocked: the loop publishes, then looks at them.
+		if sl.queued.Load()+sl.inflight.Load() < limit {
 			h.waiters.Add(-1)
 			break
 		}
+		h.wake()
 		select {
 		case <-drained:
 		case <-ctx.Done():
@@ -625,9 +640,9 @@ func (h *Host) waitRoom(ctx context.Context, p Peer) error {
 			return ErrClosed
 		}
 		h.waiters.Add(-1)
-	}
-	if sl.id.Load() != p.id {
-		return ErrStalePeer
+		if sl.id.Load() != p.id {
+			return ErrStalePeer
+		}
 	}
 	return nil
 }

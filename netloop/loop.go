@@ -99,10 +99,15 @@ func (l *loop) newPeer(idx uint16) Peer {
 
 // free forgets the connection in slot idx.
 func (l *loop) free(idx uint16) {
+	sl := &l.h.slots[idx]
+	sl.id.Store(0) // first: a racing Send sees ErrStalePeer
+	sl.channels.Store(0)
+	sl.queued.Store(0)
 	l.setOver(idx, false)
+	if sl.blocked.Swap(false) {
+		l.h.roomMade() // last: a sender waiting for this peer finds it gone
+	}
 	l.slots[idx] = peerState{}
-	l.h.slots[idx].id.Store(0) // first: a racing Send sees ErrStalePeer
-	l.h.slots[idx].channels.Store(0)
 	l.live--
 }
 
@@ -243,10 +248,15 @@ func (l *loop) exec(c command) {
 			l.log.Debug("send to a peer that went away", zap.Stringer("peer", c.peer))
 			return
 		}
-		// With OutboundWait the caller waited for room: a send that comes
-		// while the queue is over the limit is one of a bounded few that
-		// passed the check before the loop saw the queue fill.
-		if l.h.cfg.outPolicy != OutboundWait && !l.admit(idx, c.flag) {
+		if l.h.cfg.outPolicy == OutboundWait {
+			// The caller waited for room (see Host.waitRoom).
+			sl := &l.h.slots[idx]
+			sl.inflight.Add(-int64(c.size))
+			l.handed(idx, c.flag, c.size, l.c.send(idx, c.ch, c.pkt))
+			sl.queued.Store(int64(s.queued))
+			return
+		}
+		if !l.admit(idx, c.flag) {
 			c.pkt.destroy()
 			return
 		}
@@ -326,15 +336,10 @@ const commandOverhead = 96
 // the limit, unreliable messages are dropped, unless the policy is
 // OutboundDisconnect; reliable ones disconnect the peer.
 func (l *loop) admit(idx uint16, flag Flag) bool {
+	if !l.full(idx) {
+		return true
+	}
 	s := &l.slots[idx]
-	limit := l.h.cfg.outLimit
-	if s.queued < limit {
-		return true
-	}
-	if s.queued = l.c.queuedBytes(idx); s.queued < limit {
-		return true
-	}
-	l.setOver(idx, true)
 	if flag != Reliable && l.h.cfg.outPolicy != OutboundDisconnect {
 		l.st.Dropped++
 		return false
@@ -342,10 +347,27 @@ func (l *loop) admit(idx uint16, flag Flag) bool {
 	if s.closing == 0 {
 		l.st.PeersOverLimit++
 		l.log.Warn("outbound queue over its limit: disconnecting peer", zap.Stringer("peer", Peer{h: l.h, id: s.id}), zap.Stringer("addr", s.addr), zap.Int("queued", s.queued))
-		// enet_peer_disconnect drops the queue at once: the memory is back.
-		l.disconnect(idx, disconnect, 0, ReasonOutboundLimit)
+		// At once: the queue's memory is back, and a peer this far behind
+		// would not acknowledge a disconnection either.
+		l.disconnect(idx, disconnectNow, 0, ReasonOutboundLimit)
 	}
 	return false
+}
+
+// full reports whether what ENet holds for the peer in slot idx is at or
+// over the outbound limit, walking its queues when the estimate says it may
+// be, and records it.
+func (l *loop) full(idx uint16) bool {
+	s := &l.slots[idx]
+	limit := l.h.cfg.outLimit
+	if s.queued < limit {
+		return false
+	}
+	if s.queued = l.c.queuedBytes(idx); s.queued < limit {
+		return false
+	}
+	l.setOver(idx, true)
+	return true
 }
 
 // setOver records whether slot idx is over the outbound limit, for callers
@@ -364,17 +386,43 @@ func (l *loop) setOver(idx uint16, over bool) {
 	l.h.roomMade()
 }
 
-// recheck walks, at most every 10ms, the queues of the slots over the
+// unblock walks the queues of the peers whose senders wait for room
+// (OutboundWait), publishes them, and wakes the senders of those with room.
+func (l *loop) unblock() {
+	limit := int64(l.h.cfg.outLimit)
+	room := false
+	for i := range l.h.slots {
+		sl := &l.h.slots[i]
+		if !sl.blocked.Load() || l.slots[i].id == 0 {
+			continue
+		}
+		q := l.c.queuedBytes(uint16(i))
+		l.slots[i].queued = q
+		sl.queued.Store(int64(q))
+		if int64(q)+sl.inflight.Load() < limit {
+			sl.blocked.Store(false)
+			room = true
+		}
+	}
+	if room {
+		l.h.roomMade()
+	}
+}
+
+// recheck walks, at most every 5ms, the queues of the slots over the
 // outbound limit, and clears those that drained below half of it.
 func (l *loop) recheck() {
-	if len(l.over) == 0 {
+	if len(l.over) == 0 && l.h.waiters.Load() == 0 {
 		return
 	}
 	now := l.c.totals().serviceTime
-	if now-l.overWalk < 10 {
+	if now-l.overWalk < 5 {
 		return
 	}
 	l.overWalk = now
+	if l.h.waiters.Load() > 0 {
+		l.unblock()
+	}
 	keep := l.over[:0]
 	for _, idx := range l.over {
 		s := &l.slots[idx]
