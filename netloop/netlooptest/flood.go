@@ -122,12 +122,14 @@ func (s FloodStats) Rate() float64 {
 // Flood sends forged ENet CONNECT datagrams to target, which must be a
 // loopback address, as cfg says (at most cfg.Count of them, if set), until
 // cfg.Duration has passed or ctx is done, whichever comes first; then it
-// returns the counts. Each CONNECT is what libenet 1.3's enet_host_connect sends
-// (header peer ID 0xFFF with the sent-time flag, CONNECT with the acknowledge
-// flag on channel 0xFF, reliable sequence number 1, MTU 1400, window 65536,
-// ENet's default throttle), with a random connect ID and outgoing peer ID,
-// from the next of cfg.Sources loopback addresses. Nothing answers the
-// target's VERIFY_CONNECTs: its replies are read, counted and discarded.
+// returns the counts. Each CONNECT is the one libenet 1.3.17's
+// enet_host_connect sends (header peer ID 0xFFF with the sent-time flag,
+// CONNECT with the acknowledge flag on channel 0xFF, reliable sequence
+// number 1, MTU 1400, window 65536, ENet's default throttle), with a random
+// connect ID and outgoing peer ID, from the next of cfg.Sources loopback
+// addresses. Nothing answers the target's VERIFY_CONNECTs: its replies are
+// read, counted and discarded. A target that checks an ENet checksum drops
+// the forged CONNECTs, which carry none.
 //
 // The end of ctx is a normal end, not an error; errors are ErrFloodConfig
 // (bad cfg or target) and socket failures before the first send. Flood

@@ -80,7 +80,11 @@ func TestConnectWireFormat(t *testing.T) {
 func TestFloodSources(t *testing.T) {
 	l := listen(t)
 	target := l.LocalAddr().(*net.UDPAddr).AddrPort()
-	const count, sources = 300, 100
+	// Fewer datagrams than the socket buffer holds (about 256 on Linux's
+	// defaults, more with SetReadBuffer), so that none is lost whenever
+	// the test reads.
+	l.SetReadBuffer(1 << 20)
+	const count, sources = 200, 100
 	first := netip.MustParseAddr("127.9.0.250") // the sequence skips .255 and .0
 	run := StartFlood(t, target, FloodConfig{Rate: 10000, Sources: sources, Count: count, FirstSource: first, Channels: 7, Data: 9})
 	from := make(map[netip.Addr]int)
@@ -118,10 +122,13 @@ func TestFloodSources(t *testing.T) {
 			t.Fatalf("%d CONNECTs from %v, want %d", n, a, count/sources)
 		}
 	}
-	for _, a := range []string{"127.9.0.250", "127.9.0.254", "127.9.1.1", "127.9.1.95"} { // 5 + 95
+	for _, a := range []string{"127.9.0.250", "127.9.0.254", "127.9.1.1", "127.9.1.95"} { // 5 + 95 sources
 		if from[netip.MustParseAddr(a)] == 0 {
 			t.Errorf("nothing from %s", a)
 		}
+	}
+	if n := from[netip.MustParseAddr("127.9.1.96")]; n != 0 {
+		t.Errorf("%d CONNECTs from 127.9.1.96, the 101st source", n)
 	}
 	if len(ids) < count-2 { // 32-bit random IDs: a collision is rare, two is not plausible
 		t.Fatalf("%d distinct connect IDs in %d CONNECTs", len(ids), count)
@@ -263,17 +270,26 @@ func connectDuringFlood(t *testing.T, slots int, cfg FloodConfig, try time.Durat
 	return run.Stop(), d, err
 }
 
-func ExampleFlood() {
-	srv, err := netloop.New("127.0.0.1:0", netloop.WithPeers(16))
+// exampleServer runs a netloop host on loopback, its events drained,
+// until stop is called.
+func exampleServer(opts ...netloop.Option) (srv *netloop.Host, stop func()) {
+	srv, err := netloop.New("127.0.0.1:0", opts...)
 	if err != nil {
 		panic(err)
 	}
-	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
 	go func() {
-		for range srv.Events() {
+		for range srv.Events() { // closed when Run returns
 		}
 	}()
-	go srv.Run(context.Background())
+	return srv, func() { cancel(); <-done }
+}
+
+func ExampleFlood() {
+	srv, stop := exampleServer(netloop.WithPeers(16))
+	defer stop()
 
 	// 10 forged CONNECTs from 10 loopback addresses, at 1,000 a second;
 	// the server's answers are read until 300ms have passed.
@@ -283,16 +299,8 @@ func ExampleFlood() {
 }
 
 func ExampleConnectTime() {
-	srv, err := netloop.New("127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer srv.Close()
-	go func() {
-		for range srv.Events() {
-		}
-	}()
-	go srv.Run(context.Background())
+	srv, stop := exampleServer()
+	defer stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
