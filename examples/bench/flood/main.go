@@ -6,8 +6,8 @@
 // For each scenario (peer slots and flood rate) and each server it measures:
 //
 //   - a real client's connect time during the flood: a fresh client host
-//     (netlooptest.ConnectTime) tries every -interval from one interval
-//     after the flood starts, each try bounded by -try; the table gives the
+//     (netlooptest.ConnectTime) tries every -interval from -settle after
+//     the flood starts, each try bounded by -try; the table gives the
 //     tries that connected, their p50 and max
 //   - the time from the end of the flood until a real client connects
 //     (tries every -interval after the flood, the first success counts;
@@ -57,6 +57,7 @@ type config struct {
 	duration  time.Duration
 	try       time.Duration // bound of one connect try
 	interval  time.Duration // between the starts of two tries
+	settle    time.Duration // from the start of the flood to the first try
 	recover   time.Duration // how long to wait for a connect after the flood
 }
 
@@ -74,6 +75,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "flood duration")
 	flag.DurationVar(&cfg.try, "try", 2*time.Second, "bound of one real client's connect try")
 	flag.DurationVar(&cfg.interval, "interval", 250*time.Millisecond, "time between the starts of two connect tries")
+	flag.DurationVar(&cfg.settle, "settle", time.Second, "time from the start of the flood to the first connect try")
 	flag.DurationVar(&cfg.recover, "recover", 60*time.Second, "how long to wait for a real client to connect after the flood")
 	flag.Parse()
 
@@ -225,7 +227,7 @@ func measure(ctx context.Context, cfg config, self, impl string, sc scenario) (r
 	floodCtx, floodCancel := context.WithTimeout(ctx, cfg.duration)
 	defer floodCancel()
 	tries := newProber(nil)
-	go tries.every(floodCtx, addr, cfg, true) // once the flood is under way
+	go tries.every(floodCtx, addr, cfg, cfg.settle) // once the flood is under way
 	if res.flood, err = netlooptest.Flood(floodCtx, target, netlooptest.FloodConfig{Rate: sc.rate, Sources: cfg.sources, Duration: cfg.duration}); err != nil {
 		return res, err
 	}
@@ -240,7 +242,7 @@ func measure(ctx context.Context, cfg config, self, impl string, sc scenario) (r
 	afterCtx, afterCancel := context.WithTimeout(ctx, cfg.recover)
 	defer afterCancel()
 	after := newProber(afterCancel)
-	after.every(afterCtx, addr, cfg, false)
+	after.every(afterCtx, addr, cfg, 0)
 	tries.wait()
 	after.wait()
 	if first, ok := after.firstOK(); ok {
@@ -281,19 +283,17 @@ func newProber(until func()) *prober {
 	return &prober{stopped: make(chan struct{}), until: until}
 }
 
-// every starts a try every interval until ctx is done, the first one at
-// once or, with delay, after one interval. Call it once.
-func (p *prober) every(ctx context.Context, addr string, cfg config, delay bool) {
+// every starts a try every interval after delay until ctx is done. Call it
+// once.
+func (p *prober) every(ctx context.Context, addr string, cfg config, delay time.Duration) {
 	defer close(p.stopped)
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(delay):
+	}
 	tick := time.NewTicker(cfg.interval)
 	defer tick.Stop()
-	if delay {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 	for {
 		p.wg.Go(func() {
 			d, err := connect(context.WithoutCancel(ctx), addr, cfg.try)

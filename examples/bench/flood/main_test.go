@@ -31,6 +31,7 @@ func TestRun(t *testing.T) {
 		duration:  time.Second,
 		try:       500 * time.Millisecond,
 		interval:  200 * time.Millisecond,
+		settle:    200 * time.Millisecond,
 		recover:   time.Second,
 	}
 	self, err := os.Executable()
