@@ -100,7 +100,7 @@ type FloodConfig struct {
 // FloodStats counts what a flood did.
 type FloodStats struct {
 	Sent       uint64        // CONNECT datagrams handed to the kernel
-	SendErrors uint64        // sends that failed
+	SendErrors uint64        // sends that failed before the end
 	Elapsed    time.Duration // how long it sent: from its start to its last send (set at the end)
 	Replies    uint64        // datagrams the target sent back to the forged sources
 	// VerifyConnects counts the VERIFY_CONNECT commands among the replies:
@@ -328,6 +328,9 @@ func (f *flood) send(ctx context.Context, start time.Time) {
 			info.Spec_dst = f.source(int(n % int64(f.cfg.Sources)))
 			c := f.conns[n%int64(len(f.conns))]
 			if _, _, err := c.WriteMsgUDPAddrPort(pkt, oob, f.target); err != nil {
+				if ctx.Err() != nil {
+					return // failed by the write deadline set at the end
+				}
 				f.sendErrors.Add(1)
 			} else {
 				f.sent.Add(1)
