@@ -155,4 +155,3 @@ func testStuckPeer(t *testing.T, limit int) {
 	t.Logf("%d messages of %d bytes to %d healthy peers, all in order; stuck peer: at most %d bytes queued (limit %d), ended %v; peak: %v",
 		sent, msgSize, healthy, maxQueued, limit, ended.Reason, peak)
 }
-
