@@ -100,7 +100,8 @@ func (g *Group) Sessions() []*Session {
 
 // Broadcast sends data to every member with one command to the host's loop
 // and one ENet packet that all of them share, so data is copied once
-// however large the group. data must not be modified afterwards.
+// however large the group. It retains nothing: data may be reused once it
+// returns.
 func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
 	return g.srv.host.Multicast(ctx, *g.peers.Load(), ch, data, flag)
 }

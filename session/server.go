@@ -66,6 +66,12 @@ func WithLogger(l *zap.Logger) Option { return func(s *Server) { s.log = l } }
 // WithInbox sets each session's inbox capacity, in messages (default 256).
 func WithInbox(n int) Option { return func(s *Server) { s.inboxSize = n } }
 
+// WithInboxBytes bounds the payload bytes waiting in each session's inbox
+// (default 4 MiB): a message that would take the inbox past it is handled
+// by the slow-consumer policy, as one that finds the inbox full is. A
+// message larger than the bound is delivered to an empty inbox.
+func WithInboxBytes(n int) Option { return func(s *Server) { s.inboxBytes = n } }
+
 // WithSlowPolicy sets the slow-consumer policy (default DropUnreliable).
 func WithSlowPolicy(p SlowPolicy) Option { return func(s *Server) { s.policy = p } }
 
@@ -79,12 +85,13 @@ var ErrForeignSession = errors.New("session: session of another server")
 // serving one Session with the Handler. Create it with New and run it with
 // Run.
 type Server struct {
-	host      *netloop.Host
-	handler   Handler
-	log       *zap.Logger
-	inboxSize int
-	policy    SlowPolicy
-	obs       Observer
+	host       *netloop.Host
+	handler    Handler
+	log        *zap.Logger
+	inboxSize  int
+	inboxBytes int
+	policy     SlowPolicy
+	obs        Observer
 
 	sessions map[netloop.Peer]*Session // owned by the goroutine in serve
 	wg       sync.WaitGroup            // session goroutines
@@ -107,11 +114,12 @@ type Stats struct {
 // New returns a server for host's sessions; it starts nothing.
 func New(host *netloop.Host, h Handler, opts ...Option) *Server {
 	srv := &Server{
-		host:      host,
-		handler:   h,
-		log:       zap.NewNop(),
-		inboxSize: 256,
-		sessions:  make(map[netloop.Peer]*Session),
+		host:       host,
+		handler:    h,
+		log:        zap.NewNop(),
+		inboxSize:  256,
+		inboxBytes: 4 << 20,
+		sessions:   make(map[netloop.Peer]*Session),
 	}
 	for _, o := range opts {
 		o(srv)
@@ -211,10 +219,14 @@ func (srv *Server) deliver(s *Session, m Message) {
 		srv.drop(s, m)
 		return
 	}
-	select {
-	case s.inbox <- m:
-		return
-	default:
+	if n := s.inboxBytes.Load(); n == 0 || n+int64(len(m.Data)) <= int64(srv.inboxBytes) {
+		s.inboxBytes.Add(int64(len(m.Data))) // before the send: the handler subtracts after its receive
+		select {
+		case s.inbox <- m:
+			return
+		default:
+			s.inboxBytes.Add(-int64(len(m.Data)))
+		}
 	}
 	srv.drop(s, m)
 	if srv.policy == DropAll || (srv.policy == DropUnreliable && m.Flag != netloop.Reliable) {

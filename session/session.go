@@ -84,9 +84,10 @@ type Session struct {
 	data    uint32
 	started time.Time
 
-	inbox  chan Message // server -> handler; closed after the last message
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	inbox      chan Message // server -> handler; closed after the last message
+	inboxBytes atomic.Int64 // payload bytes in inbox
+	ctx        context.Context
+	cancel     context.CancelCauseFunc
 
 	local    atomic.Uint32 // Reason this side asked for, 0 if none
 	sentData atomic.Uint32 // the data this side disconnected with
@@ -162,6 +163,7 @@ func (s *Session) Receive(ctx context.Context) (Message, error) {
 func (s *Session) TryReceive() (m Message, ok bool) {
 	select {
 	case m, ok = <-s.inbox:
+		s.inboxBytes.Add(-int64(len(m.Data)))
 		return m, ok
 	default:
 		return Message{}, false
@@ -169,6 +171,7 @@ func (s *Session) TryReceive() (m Message, ok bool) {
 }
 
 func (s *Session) received(m Message, ok bool) (Message, error) {
+	s.inboxBytes.Add(-int64(len(m.Data)))
 	if !ok {
 		// The server closes the inbox, then cancels the context at once:
 		// wait for it, so that Err and Context agree with this answer.
@@ -178,8 +181,8 @@ func (s *Session) received(m Message, ok bool) (Message, error) {
 	return m, nil
 }
 
-// Send queues data for the peer; see netloop.Host.Send. data must not be
-// modified afterwards. If the session has ended or is ending, the error
+// Send queues data for the peer; see netloop.Host.Send. It retains
+// nothing: the caller may reuse data once it returns. If the session has ended or is ending, the error
 // matches ErrEnded (and the netloop error: ErrStalePeer, ErrNotConnected or
 // ErrClosed).
 func (s *Session) Send(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {

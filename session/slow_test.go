@@ -276,3 +276,53 @@ func TestMessagesAfterHandlerReturnedDropped(t *testing.T) {
 		t.Fatalf("stats %+v; observer saw %d drops", st, srv.obs.drops(s))
 	}
 }
+
+// The inbox is bounded in bytes too: big messages past the bound are
+// handled by the policy even while the inbox has room by count.
+func TestSlowConsumerInboxBytes(t *testing.T) {
+	const size, bound, sent = 16 << 10, 40 << 10, 10
+	hold, free := release()
+	ss := newSessions()
+	got := make(chan int, sent)
+	srv := startServer(t, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+		ss <- s
+		<-hold
+		for {
+			m, err := s.Receive(ctx)
+			if err != nil {
+				return nil
+			}
+			got <- len(m.Data)
+		}
+	}), nil, session.WithInbox(100), session.WithInboxBytes(bound), session.WithSlowPolicy(session.DropAll))
+	t.Cleanup(free) // before the server stops
+	a := startClient(t)
+	pa := dial(t, a, srv.addr, 1, 1)
+	sa := ss.next(t)
+	for range sent {
+		if err := a.Send(testCtx(t), pa, 0, make([]byte, size), netloop.Reliable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.obs.waitFor(t, "the messages past the byte bound dropped", func() bool { return len(srv.obs.dropped[sa]) == sent-bound/size })
+	free()
+	for range bound / size {
+		select {
+		case n := <-got:
+			if n != size {
+				t.Fatalf("received %d bytes, want %d", n, size)
+			}
+		case <-time.After(wait):
+			t.Fatal("the handler did not receive the messages within the bound")
+		}
+	}
+	// Drained, the inbox takes messages again.
+	if err := a.Send(testCtx(t), pa, 0, make([]byte, size), netloop.Reliable); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(wait):
+		t.Fatal("a message after the drain did not arrive")
+	}
+}
