@@ -254,3 +254,30 @@ func waitFor(t *testing.T, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// The hardening counters reach Prometheus: a CONNECT refused by the
+// per-address limit is counted by reason.
+func TestRefusalsExported(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := netlooptest.Start(t, "127.0.0.1:0", netloop.WithPerAddressLimit(1))
+	m.AddHost("srv", srv)
+	cli := netlooptest.Start(t, "", netloop.WithPeers(2))
+	netlooptest.Dial(t, cli, srv.Addr().String(), 1, 0)
+	p, err := cli.Connect(context.Background(), srv.Addr().String(), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := netlooptest.Expect(t, cli, netloop.Disconnect); ev.Peer != p || ev.Reason != netloop.ReasonRefused {
+		t.Fatalf("second connection: %v (%v), want refused", ev.Peer, ev.Reason)
+	}
+	if got := sample(t, reg, "enetkit_host_connects_refused_total", "address"); got != 1 {
+		t.Fatalf("host_connects_refused_total{reason=address} = %v, want 1", got)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+}

@@ -29,6 +29,14 @@ var defs = []metricDef{
 	{"host_peers_dropped_total", "Peers disconnected by the overflow policy.", []string{"host"}},
 	{"host_malformed_datagrams_total", "Datagrams that fail the header check (ENet drops them).", []string{"host"}},
 	{"host_service_errors_total", "Failed enet_host_service calls (e.g. oversized datagrams).", []string{"host"}},
+	{"host_pending_event_bytes", "Payload bytes of the events waiting for a consumer that has fallen behind.", []string{"host"}},
+	{"host_outbound_dropped_total", "Unreliable messages not queued: their peer's outbound queue was over its limit.", []string{"host"}},
+	{"host_throttled_total", "Unreliable messages ENet's packet throttle dropped unsent.", []string{"host"}},
+	{"host_peers_over_limit_total", "Peers disconnected because their outbound queue was over its limit.", []string{"host"}},
+	{"host_half_open_peers", "Peer slots whose CONNECT was answered and not yet acknowledged.", []string{"host"}},
+	{"host_half_open_evicted_total", "Half-open slots reset to admit a newer CONNECT.", []string{"host"}},
+	{"host_half_open_reaped_total", "Half-open slots reset after the handshake timeout.", []string{"host"}},
+	{"host_connects_refused_total", "CONNECTs refused, by reason (full: no slot; address: per-address limit).", []string{"host", "reason"}},
 	{"host_connected_peers", "Connected peers.", []string{"host"}},
 	{"host_peer_slots", "Peer slots of the host.", []string{"host"}},
 	{"host_loop_iterations_total", "Iterations of the host's loop.", []string{"host"}},
@@ -48,6 +56,8 @@ var defs = []metricDef{
 	{"peer_unacked_commands", "Reliable commands sent to the peer and not yet acknowledged.", []string{"host", "peer"}},
 	{"peer_sent_bytes_total", "Message payload bytes sent to the peer.", []string{"host", "peer"}},
 	{"peer_received_bytes_total", "Message payload bytes received from the peer.", []string{"host", "peer"}},
+	{"peer_queued_bytes", "Bytes ENet holds for the peer: queued and unacknowledged commands.", []string{"host", "peer"}},
+	{"peer_throttled_total", "Unreliable messages to the peer alone that ENet's packet throttle dropped.", []string{"host", "peer"}},
 
 	{"sessions_started_total", "Sessions started.", nil},
 	{"sessions_live", "Sessions running.", nil},
@@ -109,6 +119,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		counter("host_peers_dropped_total", float64(st.PeersDropped), n)
 		counter("host_malformed_datagrams_total", float64(st.Malformed), n)
 		counter("host_service_errors_total", float64(st.ServiceErrors), n)
+		gauge("host_pending_event_bytes", float64(st.PendingBytes), n)
+		counter("host_outbound_dropped_total", float64(st.Dropped), n)
+		counter("host_throttled_total", float64(st.Throttled), n)
+		counter("host_peers_over_limit_total", float64(st.PeersOverLimit), n)
+		gauge("host_half_open_peers", float64(st.HalfOpen), n)
+		counter("host_half_open_evicted_total", float64(st.HalfOpenEvicted), n)
+		counter("host_half_open_reaped_total", float64(st.HalfOpenReaped), n)
+		counter("host_connects_refused_total", float64(st.ConnectsRefused), n, "full")
+		counter("host_connects_refused_total", float64(st.ConnectsRefusedAddress), n, "address")
 		gauge("host_connected_peers", float64(st.ConnectedPeers), n)
 		gauge("host_peer_slots", float64(st.PeerCount), n)
 		counter("host_loop_iterations_total", float64(st.Iterations), n)
@@ -131,6 +150,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			gauge("peer_unacked_commands", float64(p.UnackedCommands), n, id)
 			counter("peer_sent_bytes_total", float64(p.BytesSent), n, id)
 			counter("peer_received_bytes_total", float64(p.BytesReceived), n, id)
+			gauge("peer_queued_bytes", float64(p.QueuedBytes), n, id)
+			counter("peer_throttled_total", float64(p.Throttled), n, id)
 		}
 	}
 	ss := s.Sessions
