@@ -90,13 +90,58 @@
 // disconnected, so that no connection sees a gap) and counted in Stats.
 // Connect and Disconnect events are never dropped.
 //
+// # Sending
+//
+// Send, Broadcast and Multicast copy the message into an ENet packet in the
+// caller's goroutine (creating a packet touches no host state) and retain
+// nothing: the caller may reuse its buffer, and Multicast's peer list, as
+// soon as they return, as with io.Writer. That copy is the only one; no Go
+// memory is allocated per send. Above the MTU (about 1,370 bytes) ENet
+// fragments a message: a reliable one into reliable fragments; an
+// unreliable or unsequenced one into unreliable fragments (ENet alone would
+// send those reliably), which arrive as Unreliable, since fragments are
+// sequenced.
+//
+// ENet's queues have no bound: a peer that stops acknowledging, or reads
+// more slowly than the host sends, would grow the host's memory until ENet
+// gives up on it. WithOutboundLimit bounds what ENet holds for one peer (8
+// MiB by default); beyond it unreliable messages are dropped and reliable
+// ones disconnect the peer (ReasonOutboundLimit), or, with OutboundWait,
+// Send waits for the queue to drain. Every loss is counted in Stats:
+// Dropped, Throttled (unreliable messages ENet's packet throttle dropped,
+// which ENet does not count), PeersOverLimit, SendsRejected.
+//
+// # Calls that end early
+//
+// A call whose context ends while the loop works on it returns ctx's
+// error; the loop's answer goes into a channel the caller no longer reads,
+// never into the caller's variables. A Connect whose context ends never
+// starts the connection, or resets it; its Disconnect event still comes.
+//
 // # Hostile input
+//
+// A game server's port is public. ENet gives a peer slot to every CONNECT
+// datagram, before its source has proved its address, and keeps it
+// half-open for up to 30 seconds while it retransmits to that address: a
+// flood of forged CONNECTs would lock every player out. The intercept
+// admits CONNECTs itself: a half-open slot lives at most the handshake
+// timeout (WithHandshakeTimeout, 3s); a CONNECT that finds no free slot
+// takes the oldest half-open one; one IPv4 address holds at most
+// WithPerAddressLimit connections (32). A CONNECT refused for lack of a
+// slot, or by the per-address limit, is answered at once with a
+// disconnection whose data says why (RefusedFull, RefusedAddress), so a
+// netloop client learns it in one round trip (ReasonRefused) rather than
+// after half a minute. Stats counts half-open, evicted, reaped and refused.
+// The limit of the defence is ENet's protocol: a slot is given before the
+// client answers, so a real client connects during a flood as long as it
+// answers within (slots / flood rate) seconds.
 //
 // ENet drops malformed datagrams itself; the intercept counts them
 // (Stats.Malformed). libenet 1.3.17 makes enet_host_service fail for any
 // datagram over 4096 bytes, which anyone can send; the datagram is consumed
 // by then, so the loop counts the failure (Stats.ServiceErrors), logs it and
-// goes on.
+// goes on. Events waiting for a slow consumer are bounded in count
+// (WithMaxPending) and bytes (WithMaxPendingBytes).
 //
 // # Shutdown
 //
