@@ -273,3 +273,45 @@ func TestCancelledCalls(t *testing.T) {
 		return err == nil && len(peers) == 0
 	})
 }
+
+// TestPendingBytes: events waiting for a consumer that has fallen behind
+// are bounded in bytes as well as in count.
+func TestPendingBytes(t *testing.T) {
+	const size, bound = 16 << 10, 64 << 10
+	srv := start(t, "127.0.0.1:0", netloop.WithEventBuffer(1), netloop.WithMaxPendingBytes(bound), netloop.WithMaxPending(1000, netloop.OverflowDrop))
+	cli := start(t, "")
+	cp := dial(t, cli, srv, 1, 0)
+	const n = 20
+	for i := range n {
+		send(t, cli, cp, 0, seqMsg(0, uint32(i), size), netloop.Reliable)
+	}
+	eventually(t, "the messages past the byte bound to be dropped", func() bool {
+		s := stats(t, srv)
+		return s.EventsDropped > 0 && s.Receives+s.EventsDropped == n
+	})
+	if s := stats(t, srv); s.PendingBytes > bound {
+		t.Fatalf("PendingBytes %d, bound %d", s.PendingBytes, bound)
+	}
+}
+
+// TestThrottleCounted: unreliable messages that ENet's packet throttle
+// drops unsent are counted, for the host and the peer. A host whose
+// outgoing bandwidth is limited throttles its peers.
+func TestThrottleCounted(t *testing.T) {
+	srv, cli, sp, _ := pair(t, 1, netloop.WithBandwidth(0, 4096))
+	go func() {
+		for range cli.Events() {
+		}
+	}()
+	msg := make([]byte, 512)
+	eventually(t, "a throttled message", func() bool {
+		for range 50 {
+			send(t, srv, sp, 0, msg, netloop.Unreliable)
+		}
+		return stats(t, srv).Throttled > 0
+	})
+	s, pi := stats(t, srv), info(t, srv, sp)
+	if pi.Throttled == 0 || pi.Throttled > s.Throttled {
+		t.Fatalf("peer Throttled %d, host %d: want the peer's drops counted", pi.Throttled, s.Throttled)
+	}
+}
