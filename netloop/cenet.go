@@ -204,12 +204,6 @@ func (c *chost) send(idx uint16, ch uint8, p packet) sent {
 	return sent(C.nl_peer_send(c.h, c.s, C.enet_uint16(idx), C.enet_uint8(ch), p.p))
 }
 
-// broadcast hands p, shared, to every connected peer and returns how many
-// took it; p is destroyed if none did.
-func (c *chost) broadcast(ch uint8, p packet) int {
-	return int(C.nl_broadcast(c.h, c.s, C.enet_uint8(ch), p.p))
-}
-
 // multicast hands p, shared, to the peers in the given slots, writes what
 // each came to into result, and returns how many took it; p is destroyed if
 // none did.

@@ -609,6 +609,7 @@ func (h *Host) submitPacket(ctx context.Context, c command) error {
 	if err != nil {
 		c.pkt.destroy()
 		if c.peers != nil {
+			clear(*c.peers)
 			peerLists.Put(c.peers)
 		}
 	}
@@ -658,7 +659,8 @@ func (h *Host) roomMade() {
 
 // Broadcast queues data for every connected peer (lua-enet's
 // host:broadcast), in one ENet packet that they share. Peers with fewer
-// than ch+1 channels are skipped. Like Send, it retains nothing.
+// than ch+1 channels are skipped, and counted in Stats.SendsRejected. Like
+// Send, it retains nothing.
 func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) error {
 	if err := checkMessage(data, flag); err != nil {
 		return err
@@ -947,7 +949,11 @@ func (h *Host) CompressWithRangeCoder(ctx context.Context) error {
 func (h *Host) Stats(ctx context.Context) (Stats, error) {
 	s, err := call(ctx, h, func(l *loop) (Stats, error) { return l.stats(), nil })
 	if err == ErrClosed {
-		<-h.done
+		select {
+		case <-h.done:
+		case <-ctx.Done():
+			return Stats{}, ctx.Err()
+		}
 		if f := h.final.Load(); f != nil {
 			return *f, nil
 		}

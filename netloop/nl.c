@@ -467,17 +467,6 @@ int nl_multicast(ENetHost *h, nl_state *s, const enet_uint16 *idx, int n, enet_u
 	return sent;
 }
 
-// nl_broadcast hands p, shared, to every connected peer with the channel;
-// it returns how many took it. p is destroyed if none did.
-int nl_broadcast(ENetHost *h, nl_state *s, enet_uint8 ch, ENetPacket *p) {
-	int sent = 0;
-	for (ENetPeer *peer = h->peers; peer < &h->peers[h->peerCount]; peer++) {
-		if (peer->state == ENET_PEER_STATE_CONNECTED && nl_send_one(h, s, peer, ch, p) == NL_SENT) sent++;
-	}
-	if (p->referenceCount == 0) nl_packet_destroy(p);
-	return sent;
-}
-
 // nl_queued_bytes is what the peer in slot idx holds in ENet's outgoing
 // queues: payload bytes of every queued or unacknowledged command, plus the
 // command's own allocation. It walks the queues.

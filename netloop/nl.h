@@ -128,7 +128,6 @@ ENetPacket *nl_packet_new(const void *data, size_t len, enet_uint32 flags);
 void        nl_packet_destroy(ENetPacket *p);
 int nl_peer_send(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, ENetPacket *p);
 int nl_multicast(ENetHost *h, nl_state *s, const enet_uint16 *idx, int n, enet_uint8 ch, ENetPacket *p, int8_t *result);
-int nl_broadcast(ENetHost *h, nl_state *s, enet_uint8 ch, ENetPacket *p);
 size_t nl_queued_bytes(ENetHost *h, enet_uint16 idx);
 
 int  nl_connect(ENetHost *h, enet_uint32 host, enet_uint16 port, size_t channels, enet_uint32 data);
