@@ -21,7 +21,7 @@ import (
 // measure to allocate nothing per message:
 //
 //   - BenchmarkSend's receiver drops every message inside its loop before
-//     copying it (WithMaxPending(0, OverflowDrop)): allocs/op is the
+//     copying it (WithEventBuffer(0), WithMaxPending(0, OverflowDrop)): allocs/op is the
 //     sender's cost per message, the Send call and the loop's hand-off to
 //     ENet included.
 //   - BenchmarkReceive's sender is a netloop host, whose sends cost no Go
@@ -158,7 +158,8 @@ func BenchmarkSend(b *testing.B) {
 }
 
 func benchSend(b *testing.B, size, window int) {
-	srv, cli, _, cp := benchPair(b, []netloop.Option{netloop.WithMaxPending(0, netloop.OverflowDrop)}, nil)
+	// Unbounded means it: the sender's outbound limit is out of the way.
+	srv, cli, _, cp := benchPair(b, []netloop.Option{netloop.WithEventBuffer(0), netloop.WithMaxPending(0, netloop.OverflowDrop)}, []netloop.Option{netloop.WithOutboundLimit(1<<30, netloop.OutboundDrop)})
 	ctx := benchCtx(b)
 	payload := make([]byte, size)
 	cpeak := netloop.LiveAllocations()
