@@ -44,6 +44,7 @@ type config struct {
 	rcvbuf, sndbuf  int
 	connectTimeout  uint32 // ms; 0: ENet's own (up to 30s)
 	timing          bool
+	share           share // SO_REUSEPORT, for host groups (group.go)
 }
 
 // Option configures a Host.
@@ -240,12 +241,16 @@ func New(addr string, opts ...Option) (*Host, error) {
 	if err := initialize(); err != nil {
 		return nil, err
 	}
-	c, err := newCHost(bind, cfg.peers, cfg.channels, cfg.in, cfg.out, cfg.maxBatch, h.cookie[:])
+	c, err := newCHost(cfg.createAt(bind), cfg.peers, cfg.channels, cfg.in, cfg.out, cfg.maxBatch, h.cookie[:])
 	if err != nil {
 		deinitialize()
 		return nil, fmt.Errorf("netloop: create host on %q: %w (already listening?)", addr, err)
 	}
-	if err := h.attach(c); err != nil {
+	err = h.share(c, bind) // host groups: reuseport.go
+	if err == nil {
+		err = h.attach(c)
+	}
+	if err != nil {
 		c.destroy()
 		deinitialize()
 		return nil, fmt.Errorf("netloop: create host on %q: %w", addr, err)
