@@ -27,24 +27,38 @@ const Channels = netloop.MaxChannels
 func Netloop(ctx context.Context, h *netloop.Host) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Run(ctx) })
-	g.Go(func() error {
-		for ev := range h.Events() {
-			if ev.Kind != netloop.Receive {
-				continue
-			}
-			if ev.Channel == load.BroadcastChannel && load.IsBroadcastRequest(ev.Payload) {
-				if r, err := load.ParseBroadcastRequest(ev.Payload); err == nil {
-					g.Go(func() error { return broadcast(ctx, h, r) })
-				}
-				continue
-			}
-			if err := h.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag); err != nil && ctx.Err() == nil {
-				continue // the peer went away: nothing to echo to
-			}
-		}
-		return nil
-	})
+	g.Go(func() error { echoEvents(ctx, g, h); return nil })
 	return g.Wait()
+}
+
+// Group echoes as Netloop does on every host of hg, with one consumer
+// goroutine per host; it runs hg.
+func Group(ctx context.Context, hg *netloop.Group) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return hg.Run(ctx) })
+	for _, h := range hg.Hosts() {
+		g.Go(func() error { echoEvents(ctx, g, h); return nil })
+	}
+	return g.Wait()
+}
+
+// echoEvents consumes h's events until they close, echoing every message
+// and starting broadcasts in g.
+func echoEvents(ctx context.Context, g *errgroup.Group, h *netloop.Host) {
+	for ev := range h.Events() {
+		if ev.Kind != netloop.Receive {
+			continue
+		}
+		if ev.Channel == load.BroadcastChannel && load.IsBroadcastRequest(ev.Payload) {
+			if r, err := load.ParseBroadcastRequest(ev.Payload); err == nil {
+				g.Go(func() error { return broadcast(ctx, h, r) })
+			}
+			continue
+		}
+		if err := h.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag); err != nil && ctx.Err() == nil {
+			continue // the peer went away: nothing to echo to
+		}
+	}
 }
 
 // Session echoes through a session server and a dispatch mux that routes
