@@ -70,6 +70,7 @@ func main() {
 	mutexprofile := flag.String("mutexprofile", "", "with -serve: write the server's mutex contention profile to `file` on exit")
 	blockprofile := flag.String("blockprofile", "", "with -serve: write the server's blocking profile to `file` on exit")
 	engine := flag.String("engine", "", "load generator engine: c or go (default: c where it applies)")
+	flag.BoolVar(&immediateAcks, "immediate-acks", false, "C engine: acknowledge in datagrams of their own, as ENet does")
 	flag.IntVar(&groupHosts, "group-hosts", 2, "hosts of the group server")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -190,8 +191,9 @@ func freePort() string {
 
 // Settings of main's flags.
 var (
-	groupHosts int
-	loadEngine load.Engine
+	groupHosts    int
+	loadEngine    load.Engine
+	immediateAcks bool
 )
 
 // writeProfile writes the named runtime profile to path.
@@ -320,7 +322,7 @@ func measure(ctx context.Context, self, impl string, peers int, cfg load.Config)
 	}
 	cfg.Addr = addr
 	cfg.ServerPID = cmd.Process.Pid
-	cfg.Engine = loadEngine
+	cfg.Engine, cfg.ImmediateAcks = loadEngine, immediateAcks
 	return load.Run(ctx, cfg)
 }
 

@@ -1,7 +1,9 @@
 #include "cworker.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 int64_t lg_now(void) {
@@ -21,7 +23,7 @@ static uint64_t get64(const unsigned char *p) {
 }
 
 lg_worker *lg_new(int n, int channels, int window, int size, int channel, int reliable,
-                  int wait, int64_t interval, int64_t maxlag, int64_t prealloc) {
+                  int wait, int64_t interval, int64_t maxlag, int64_t prealloc, int holdAcks) {
 	lg_worker *w = calloc(1, sizeof *w);
 	if (w == NULL) return NULL;
 	w->n = n;
@@ -44,6 +46,8 @@ lg_worker *lg_new(int n, int channels, int window, int size, int channel, int re
 	w->wait = (enet_uint32)wait;
 	w->interval = interval;
 	w->maxlag = maxlag;
+	w->saved = ENET_SOCKET_NULL;
+	w->holdAcks = holdAcks;
 	return w;
 }
 
@@ -134,12 +138,41 @@ static int lg_handle(lg_worker *w, ENetEvent *ev) {
 	return LG_OK;
 }
 
+// The intercept has no user pointer: lg_pump sets this around its service call.
+static __thread lg_worker *lg_cur;
+
+// lg_intercept runs for each datagram ENet reads. Once the socket has
+// nothing more waiting, it swaps the socket out, so that ENet's next read
+// fails and enet_host_service returns before it sends the acknowledgements
+// of what it read in datagrams of their own: they leave with the next
+// messages, in the same datagrams, at the next service call (as netloop
+// does on the server side).
+static int lg_intercept(ENetHost *h, ENetEvent *ev) {
+	(void)ev;
+	lg_worker *w = lg_cur;
+	if (w == NULL || !w->holdAcks) return 0;
+	char b;
+	if (recv(h->socket, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		w->saved = h->socket;
+		h->socket = ENET_SOCKET_NULL;
+	}
+	return 0;
+}
+
 // lg_pump services the host once (sending everything queued, reading what
 // came, waiting up to w->wait ms if nothing did), then handles every event
 // that call dispatched.
 static int lg_pump(lg_worker *w) {
 	ENetEvent ev;
+	w->host->intercept = lg_intercept;
+	lg_cur = w;
 	int rc = enet_host_service(w->host, &ev, w->wait);
+	lg_cur = NULL;
+	if (w->saved != ENET_SOCKET_NULL) {
+		w->host->socket = w->saved;
+		w->saved = ENET_SOCKET_NULL;
+		if (rc < 0) rc = enet_host_check_events(w->host, &ev);
+	}
 	while (rc > 0) {
 		int e = lg_handle(w, &ev);
 		if (e != LG_OK) return e;

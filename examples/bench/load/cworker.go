@@ -29,6 +29,13 @@ const (
 	EngineGo Engine = "go"
 )
 
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // supportsC reports whether the C engine can run c.
 func (c Config) supportsC() bool { return c.Mode != Broadcast && !c.Unreliable }
 
@@ -41,7 +48,7 @@ func (w *worker) runC(ctx context.Context) error {
 		reliable = 1
 	}
 	cw := C.lg_new(C.int(len(w.clients)), C.int(channels), C.int(cfg.Window), C.int(cfg.Size), C.int(cfg.Channel), C.int(reliable),
-		C.int(w.r.wait), C.int64_t(w.interval), C.int64_t(w.maxLag), C.int64_t(cap(w.samples)))
+		C.int(w.r.wait), C.int64_t(w.interval), C.int64_t(w.maxLag), C.int64_t(cap(w.samples)), C.int(boolInt(!cfg.ImmediateAcks && w.interval == 0)))
 	if cw == nil {
 		return fmt.Errorf("load: host %d: cannot create the client host", w.id)
 	}

@@ -30,6 +30,8 @@ typedef struct {
 	unsigned char *buf;     // the message being sent
 	int         stop;       // set by lg_stop from another thread
 	int         failed;     // the client whose disconnect ended a call
+	int         holdAcks;   // send acknowledgements with the next messages (lg_intercept)
+	ENetSocket  saved;      // the socket, while lg_intercept has swapped it out
 } lg_worker;
 
 // Return codes of lg_connect, lg_service and lg_load.
@@ -39,7 +41,7 @@ int64_t lg_now(void); // CLOCK_MONOTONIC, ns
 
 // lg_new creates a client host for n clients; NULL if out of memory or ENet fails.
 lg_worker *lg_new(int n, int channels, int window, int size, int channel, int reliable,
-                  int wait, int64_t interval, int64_t maxlag, int64_t prealloc);
+                  int wait, int64_t interval, int64_t maxlag, int64_t prealloc, int holdAcks);
 void lg_free(lg_worker *w);
 void lg_stop(lg_worker *w); // safe from any thread while w lives
 

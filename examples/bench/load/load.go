@@ -16,7 +16,19 @@
 //
 // The clients (ENet peers) are spread round-robin over Config.Hosts client
 // hosts. Each host is created, serviced and destroyed by exactly one
-// goroutine, so several hosts use several cores. Hosts are serviced with
+// goroutine, so several hosts use several cores.
+//
+// Two engines drive the hosts. EngineC (cworker.c), the default for
+// PingPong and reliable Throughput, runs each host's whole measured window
+// in one cgo call: it handles every event of a service call in one pass,
+// with no Go allocation and no cgo call per message, and, unpaced, sends
+// its acknowledgements with its next messages (see
+// Config.ImmediateAcks). It costs the generator less CPU per message than
+// EngineGo, which drives the hosts through go-enet, one Service call per
+// event, and runs every mode. Result.LoadCPUPerMillion reports what the
+// generator cost, to set beside the server's.
+//
+// Both engines service the hosts with
 // Service(1): ENet first sends everything queued, then blocks in poll(2)
 // until a datagram arrives or 1 ms passes, so an echo is handled as soon as
 // it arrives and an idle or window-bound generator does not spin a core the
@@ -25,9 +37,9 @@
 // (its timestamp is taken when it is queued, so RTTs stay exact), at high
 // rates the echoes keep the loop turning.
 //
-// Every message carries its send time (nanoseconds since the start of Run,
-// monotonic, little endian) in bytes 0..8 and a per-client sequence number in
-// bytes 8..16. Round-trip times of echoes received during the measured window
+// Every message carries its send time (monotonic nanoseconds: since the
+// start of Run with EngineGo, CLOCK_MONOTONIC with EngineC; little endian)
+// in bytes 0..8 and a per-client sequence number in bytes 8..16. Round-trip times of echoes received during the measured window
 // (after Warmup, for Duration) are kept exactly and sorted for percentiles.
 package load
 
@@ -145,6 +157,16 @@ type Config struct {
 	// Engine drives the client hosts: EngineC (the default where it
 	// applies: PingPong and reliable Throughput) or EngineGo.
 	Engine Engine
+	// ImmediateAcks makes the C engine acknowledge what it reads in
+	// datagrams of their own, as ENet does by itself (and EngineGo always
+	// does). By default, when unpaced (Rate 0), it holds them back until it
+	// next sends, which it does at once, since every echo frees a window
+	// slot of its client: they share the datagrams of its next messages,
+	// one datagram per message instead of two, for the generator and for
+	// the server that reads them. Paced, a client's next send may be far
+	// off, and acknowledgements held that long would slow the server's
+	// reliable stream: they always go at once.
+	ImmediateAcks bool
 }
 
 // Result is the outcome of a run. Latencies are round-trip times, or

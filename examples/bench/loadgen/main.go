@@ -41,6 +41,7 @@ func main() {
 	flag.BoolVar(&cfg.Poll, "poll", false, "client hosts busy-poll Service(0) (for ping-pong latency)")
 	flag.BoolVar(&asJSON, "json", false, "print one JSON line")
 	engine := flag.String("engine", "", "client engine: c (pingpong and reliable throughput; the default there) or go")
+	flag.BoolVar(&cfg.ImmediateAcks, "immediate-acks", false, "C engine: acknowledge in datagrams of their own, as ENet does")
 	flag.Parse()
 	if *channel > 254 {
 		fmt.Fprintf(os.Stderr, "loadgen: -channel %d out of range 0..254\n", *channel)
