@@ -134,7 +134,10 @@ func runServer(ctx context.Context, impl, addr string, peers int) error {
 			return err
 		}
 		fmt.Printf("listening on %s\n", g.Addr())
-		return echo.Group(ctx, g)
+		received := make([]int64, groupHosts)
+		err = echo.Group(ctx, g, received)
+		fmt.Fprintf(os.Stderr, "group: messages received per host: %v\n", received)
+		return err
 	case "netloop", "session", "netloop+metrics", "session+metrics":
 		base, withMetrics := strings.CutSuffix(impl, "+metrics")
 		opts := []netloop.Option{netloop.WithPeers(peers), netloop.WithChannels(echo.Channels)}
