@@ -70,6 +70,7 @@ type config struct {
 	maxPendingBytes int
 	handshake       time.Duration
 	perAddress      int
+	share           share // SO_REUSEPORT, for host groups (group.go)
 }
 
 // Option configures a Host.
@@ -333,12 +334,16 @@ func New(addr string, opts ...Option) (*Host, error) {
 	if err := initialize(); err != nil {
 		return nil, err
 	}
-	c, err := newCHost(bind, cfg.peers, cfg.channels, cfg.in, cfg.out, cfg.maxBatch, h.cookie[:])
+	c, err := newCHost(cfg.createAt(bind), cfg.peers, cfg.channels, cfg.in, cfg.out, cfg.maxBatch, h.cookie[:])
 	if err != nil {
 		deinitialize()
 		return nil, fmt.Errorf("netloop: create host on %q: %w (already listening?)", addr, err)
 	}
-	if err := h.attach(c); err != nil {
+	err = h.share(c, bind) // host groups: reuseport.go
+	if err == nil {
+		err = h.attach(c)
+	}
+	if err != nil {
 		c.destroy()
 		deinitialize()
 		return nil, fmt.Errorf("netloop: create host on %q: %w", addr, err)

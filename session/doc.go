@@ -48,4 +48,11 @@
 // A Group is a set of sessions, such as a room. Group.Broadcast reaches all
 // of them with one command to the host's loop and one ENet packet they
 // share. Sessions leave their groups when they end.
+//
+// # Host groups
+//
+// NewForGroup serves the hosts of a netloop.Group (several hosts on one
+// port, one loop each) as one server: one consumer goroutine per host, so
+// the hosts share nothing on a message's path, and one set of sessions,
+// Stats and Groups across them.
 package session

@@ -16,13 +16,14 @@ type Group struct {
 
 	mu      sync.Mutex
 	members map[*Session]struct{}
-	peers   atomic.Pointer[[]netloop.Peer] // immutable snapshot for Broadcast
+	peers   atomic.Pointer[[]netloop.Peer]   // immutable snapshot for Broadcast
+	byHost  atomic.Pointer[[][]netloop.Peer] // the same, per host, with several hosts (NewForGroup)
 }
 
 // NewGroup returns an empty group of the server's sessions.
 func (srv *Server) NewGroup() *Group {
 	g := &Group{srv: srv, members: make(map[*Session]struct{})}
-	g.peers.Store(&[]netloop.Peer{})
+	g.publish()
 	return g
 }
 
@@ -74,6 +75,9 @@ func (g *Group) publish() {
 		peers = append(peers, s.peer)
 	}
 	g.peers.Store(&peers)
+	if len(g.srv.hosts) > 1 {
+		g.byHost.Store(g.srv.split(peers))
+	}
 }
 
 // Len returns the number of sessions in the group.
@@ -103,5 +107,8 @@ func (g *Group) Sessions() []*Session {
 // however large the group. It retains nothing: data may be reused once it
 // returns.
 func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
+	if len(g.srv.hosts) > 1 {
+		return g.srv.multicast(ctx, *g.byHost.Load(), ch, data, flag)
+	}
 	return g.srv.host.Multicast(ctx, *g.peers.Load(), ch, data, flag)
 }

@@ -86,6 +86,8 @@ var ErrForeignSession = errors.New("session: session of another server")
 // Run.
 type Server struct {
 	host       *netloop.Host
+	hosts      []*netloop.Host // host first; more with NewForGroup
+	group      *netloop.Group  // with NewForGroup
 	handler    Handler
 	log        *zap.Logger
 	inboxSize  int
@@ -93,9 +95,8 @@ type Server struct {
 	policy     SlowPolicy
 	obs        Observer
 
-	sessions map[netloop.Peer]*Session // owned by the goroutine in serve
-	wg       sync.WaitGroup            // session goroutines
-	stats    counters
+	wg    sync.WaitGroup // session goroutines
+	stats counters
 }
 
 type counters struct {
@@ -115,11 +116,11 @@ type Stats struct {
 func New(host *netloop.Host, h Handler, opts ...Option) *Server {
 	srv := &Server{
 		host:       host,
+		hosts:      []*netloop.Host{host},
 		handler:    h,
 		log:        zap.NewNop(),
 		inboxSize:  256,
 		inboxBytes: 4 << 20,
-		sessions:   make(map[netloop.Peer]*Session),
 	}
 	for _, o := range opts {
 		o(srv)
@@ -134,7 +135,7 @@ func New(host *netloop.Host, h Handler, opts ...Option) *Server {
 	return srv
 }
 
-// Host returns the server's host.
+// Host returns the server's host (with NewForGroup, the group's first).
 func (srv *Server) Host() *netloop.Host { return srv.host }
 
 // Stats returns the server's counters; safe for concurrent use.
@@ -160,50 +161,56 @@ func (srv *Server) Stats() Stats {
 //	return g.Wait()
 func (srv *Server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.host.Run(gctx) })
-	g.Go(func() error {
-		srv.Serve(srv.host.Events())
-		return nil
-	})
+	if srv.group != nil {
+		g.Go(func() error { return srv.group.Run(gctx) })
+	} else {
+		g.Go(func() error { return srv.host.Run(gctx) })
+	}
+	for _, h := range srv.hosts { // a consumer per host: see NewForGroup
+		g.Go(func() error {
+			srv.Serve(h.Events())
+			return nil
+		})
+	}
 	return g.Wait()
 }
 
 // Serve consumes a host's events until the channel closes and waits for
-// every session's handler to return. Run calls it; call it yourself only to
-// run the host in another way.
+// every session's handler to return. Run calls it, once per host; call it
+// yourself only to run the host in another way.
 func (srv *Server) Serve(events <-chan netloop.Event) {
+	sessions := make(map[netloop.Peer]*Session) // this host's
 	for ev := range events {
 		switch ev.Kind {
 		case netloop.Connect:
-			srv.start(ev)
+			sessions[ev.Peer] = srv.start(ev)
 		case netloop.Receive:
-			if s := srv.sessions[ev.Peer]; s != nil {
+			if s := sessions[ev.Peer]; s != nil {
 				srv.deliver(s, Message{Channel: ev.Channel, Flag: ev.Flag, Data: ev.Payload})
 			}
 		case netloop.Disconnect:
-			if s := srv.sessions[ev.Peer]; s != nil {
-				delete(srv.sessions, ev.Peer)
+			if s := sessions[ev.Peer]; s != nil {
+				delete(sessions, ev.Peer)
 				srv.finish(s, ev)
 			}
 		}
 	}
 	// The host delivers every Disconnect before closing Events unless its
 	// consumer stalled past the drain timeout; end any session left.
-	for p, s := range srv.sessions {
-		delete(srv.sessions, p)
+	for p, s := range sessions {
+		delete(sessions, p)
 		srv.finish(s, netloop.Event{Kind: netloop.Disconnect, Peer: p, Reason: netloop.ReasonShutdown})
 	}
 	srv.wg.Wait()
 }
 
-func (srv *Server) start(ev netloop.Event) {
+func (srv *Server) start(ev netloop.Event) *Session {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Session{
 		srv: srv, peer: ev.Peer, addr: ev.Addr, data: ev.Data, started: time.Now(),
 		inbox: make(chan Message, srv.inboxSize),
 		ctx:   ctx, cancel: cancel,
 	}
-	srv.sessions[ev.Peer] = s
 	srv.stats.started.Add(1)
 	srv.stats.live.Add(1)
 	srv.log.Info("session started", zap.Uint64("session", s.ID()), zap.Stringer("addr", s.addr))
@@ -211,6 +218,7 @@ func (srv *Server) start(ev netloop.Event) {
 		srv.obs.SessionStarted(s)
 	}
 	srv.wg.Go(func() { srv.serveSession(s) })
+	return s
 }
 
 // deliver puts m in s's inbox, or applies the slow-consumer policy.

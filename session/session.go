@@ -186,7 +186,7 @@ func (s *Session) received(m Message, ok bool) (Message, error) {
 // matches ErrEnded (and the netloop error: ErrStalePeer, ErrNotConnected or
 // ErrClosed).
 func (s *Session) Send(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
-	err := s.srv.host.Send(ctx, s.peer, ch, data, flag)
+	err := s.peer.Host().Send(ctx, s.peer, ch, data, flag)
 	if err != nil && s.gone(err) == nil {
 		return fmt.Errorf("%w: %w", ErrEnded, err)
 	}
@@ -205,7 +205,7 @@ func (s *Session) CloseWith(data uint32) error { return s.closeAs(Closed, data) 
 // Kick disconnects the peer at once; queued messages are dropped.
 func (s *Session) Kick() error {
 	s.local.CompareAndSwap(0, uint32(Kicked))
-	err := s.srv.host.DisconnectNow(context.Background(), s.peer, 0)
+	err := s.peer.Host().DisconnectNow(context.Background(), s.peer, 0)
 	return s.gone(err)
 }
 
@@ -220,7 +220,7 @@ func (s *Session) closeAs(r Reason, data uint32) error {
 	if s.local.CompareAndSwap(0, uint32(r)) {
 		s.sentData.Store(data)
 	}
-	return s.gone(s.srv.host.DisconnectLater(context.Background(), s.peer, data))
+	return s.gone(s.peer.Host().DisconnectLater(context.Background(), s.peer, data))
 }
 
 // gone turns "the peer is already gone" into nil: ending twice is fine.
@@ -233,7 +233,7 @@ func (s *Session) gone(err error) error {
 
 // Info returns the connection's state, RTT, loss and counters.
 func (s *Session) Info(ctx context.Context) (netloop.PeerInfo, error) {
-	return s.srv.host.PeerInfo(ctx, s.peer)
+	return s.peer.Host().PeerInfo(ctx, s.peer)
 }
 
 // Set stores a value under key, like context values but mutable.

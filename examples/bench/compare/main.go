@@ -8,6 +8,8 @@
 //   - session: echo through session and dispatch (package echo)
 //   - netloop+metrics, session+metrics: the same with package metrics on
 //     (loop timing, observers, per-peer series, a scrape every second)
+//   - group: netloop echo on a host group of -group-hosts hosts (default 2)
+//     sharing one port, one consumer per host
 //   - any of them with the suffix /1p: the server process with GOMAXPROCS=1
 //   - any of them followed by @path: served by another build of this command
 //     (for example of an earlier commit), to compare two versions in one run
@@ -15,7 +17,9 @@
 // Scenarios: ping-pong with one busy-polling client (RTT p50/p99), throughput with 64
 // clients and 8 messages in flight each (messages/s, server CPU per
 // million), and a fixed offered rate of 20k messages/s (server CPU per
-// million). Run it with
+// million, RTT p50). The load generator (package load, C engine by
+// default) runs in this process; the table gives its own CPU per million
+// messages beside the server's, which it should stay well below. Run it with
 //
 //	go run ./examples/bench/compare [-duration 5s] [-repeat 3] [-impls ref,netloop,session] [-scenarios pingpong,throughput,rate20k] [-json]
 //
@@ -63,6 +67,11 @@ func main() {
 	repeat := flag.Int("repeat", 1, "rounds; the table shows medians")
 	only := flag.String("scenarios", "pingpong,throughput,rate20k", "scenarios to run")
 	cpuprofile := flag.String("cpuprofile", "", "with -serve: write the server's CPU profile to `file`")
+	mutexprofile := flag.String("mutexprofile", "", "with -serve: write the server's mutex contention profile to `file` on exit")
+	blockprofile := flag.String("blockprofile", "", "with -serve: write the server's blocking profile to `file` on exit")
+	engine := flag.String("engine", "", "load generator engine: c or go (default: c where it applies)")
+	flag.BoolVar(&immediateAcks, "immediate-acks", false, "C engine: acknowledge in datagrams of their own, as ENet does")
+	flag.IntVar(&groupHosts, "group-hosts", 2, "hosts of the group server")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -71,6 +80,15 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	if *mutexprofile != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer writeProfile("mutex", *mutexprofile)
+	}
+	if *blockprofile != "" {
+		runtime.SetBlockProfileRate(1)
+		defer writeProfile("block", *blockprofile)
+	}
+	loadEngine = load.Engine(*engine)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -110,6 +128,16 @@ func runServer(ctx context.Context, impl, addr string, peers int) error {
 		}
 		fmt.Printf("listening on %s\n", addr)
 		return s.Run(ctx)
+	case "group":
+		g, err := netloop.NewGroup(addr, groupHosts, netloop.WithPeers(peers), netloop.WithChannels(echo.Channels))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("listening on %s\n", g.Addr())
+		received := make([]int64, groupHosts)
+		err = echo.Group(ctx, g, received)
+		fmt.Fprintf(os.Stderr, "group: messages received per host: %v\n", received)
+		return err
 	case "netloop", "session", "netloop+metrics", "session+metrics":
 		base, withMetrics := strings.CutSuffix(impl, "+metrics")
 		opts := []netloop.Option{netloop.WithPeers(peers), netloop.WithChannels(echo.Channels), netloop.WithPerAddressLimit(netloop.MaxPeers)} // every load client is on 127.0.0.1
@@ -164,6 +192,24 @@ func freePort() string {
 	return c.LocalAddr().String()
 }
 
+// Settings of main's flags.
+var (
+	groupHosts    int
+	loadEngine    load.Engine
+	immediateAcks bool
+)
+
+// writeProfile writes the named runtime profile to path.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		return
+	}
+	defer f.Close()
+	pprof.Lookup(name).WriteTo(f, 0)
+}
+
 type scenario struct {
 	name string
 	cfg  load.Config
@@ -213,7 +259,7 @@ func compare(ctx context.Context, impls, only []string, peers int, d, warmup tim
 					}{impl, sc.name, round, res})
 					fmt.Println(string(b))
 				} else {
-					fmt.Fprintf(os.Stderr, "%-16s %-10s %9.0f msgs/s  p50 %v  p99 %v  cpu/M %.2fs\n", impl, sc.name, res.MsgsPerSec, res.P50, res.P99, res.CPUPerMillion)
+					fmt.Fprintf(os.Stderr, "%-16s %-10s %9.0f msgs/s  p50 %v  p99 %v  cpu/M %.2fs  load cpu/M %.2fs\n", impl, sc.name, res.MsgsPerSec, res.P50, res.P99, res.CPUPerMillion, res.LoadCPUPerMillion)
 				}
 			}
 		}
@@ -243,10 +289,11 @@ func median(rs []load.Result) load.Result {
 		return v[len(v)/2]
 	}
 	return load.Result{
-		MsgsPerSec:    mid(func(r load.Result) float64 { return r.MsgsPerSec }),
-		P50:           time.Duration(mid(func(r load.Result) float64 { return float64(r.P50) })),
-		P99:           time.Duration(mid(func(r load.Result) float64 { return float64(r.P99) })),
-		CPUPerMillion: mid(func(r load.Result) float64 { return r.CPUPerMillion }),
+		MsgsPerSec:        mid(func(r load.Result) float64 { return r.MsgsPerSec }),
+		P50:               time.Duration(mid(func(r load.Result) float64 { return float64(r.P50) })),
+		P99:               time.Duration(mid(func(r load.Result) float64 { return float64(r.P99) })),
+		CPUPerMillion:     mid(func(r load.Result) float64 { return r.CPUPerMillion }),
+		LoadCPUPerMillion: mid(func(r load.Result) float64 { return r.LoadCPUPerMillion }),
 	}
 }
 
@@ -257,7 +304,7 @@ func measure(ctx context.Context, self, impl string, peers int, cfg load.Config)
 	if name, bin, ok := strings.Cut(impl, "@"); ok {
 		impl, self = name, bin // another build of this command, for A/B runs
 	}
-	cmd := exec.CommandContext(ctx, self, "-serve", impl, "-peers", fmt.Sprint(peers))
+	cmd := exec.CommandContext(ctx, self, "-serve", impl, "-peers", fmt.Sprint(peers), "-group-hosts", fmt.Sprint(groupHosts))
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Stderr = os.Stderr
@@ -278,6 +325,7 @@ func measure(ctx context.Context, self, impl string, peers int, cfg load.Config)
 	}
 	cfg.Addr = addr
 	cfg.ServerPID = cmd.Process.Pid
+	cfg.Engine, cfg.ImmediateAcks = loadEngine, immediateAcks
 	return load.Run(ctx, cfg)
 }
 
@@ -311,14 +359,14 @@ func table(rows []row) {
 	}
 	ref := rows[0].results
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "server\tping-pong p50\tp99\tthroughput msgs/s\tratio\tp99\tCPU s/M msgs\tratio\t20k/s CPU s/M\tratio\t")
+	fmt.Fprintln(w, "server\tping-pong p50\tp99\tthroughput msgs/s\tratio\tp99\tCPU s/M msgs\tratio\tload CPU s/M\t20k/s CPU s/M\tratio\tload CPU s/M\t20k/s p50\t")
 	for _, r := range rows {
 		pp, th, fx := r.results["pingpong"], r.results["throughput"], r.results["rate20k"]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.2fx\t%s\t%.2f\t%.2fx\t%.2f\t%.2fx\t\n", r.impl,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%.2fx\t%s\t%.2f\t%.2fx\t%.2f\t%.2f\t%.2fx\t%.2f\t%s\t\n", r.impl,
 			us(pp.P50), us(pp.P99),
 			th.MsgsPerSec, th.MsgsPerSec/ref["throughput"].MsgsPerSec, us(th.P99),
-			th.CPUPerMillion, th.CPUPerMillion/ref["throughput"].CPUPerMillion,
-			fx.CPUPerMillion, fx.CPUPerMillion/ref["rate20k"].CPUPerMillion)
+			th.CPUPerMillion, th.CPUPerMillion/ref["throughput"].CPUPerMillion, th.LoadCPUPerMillion,
+			fx.CPUPerMillion, fx.CPUPerMillion/ref["rate20k"].CPUPerMillion, fx.LoadCPUPerMillion, us(fx.P50))
 	}
 	w.Flush()
 }

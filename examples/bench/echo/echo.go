@@ -27,24 +27,47 @@ const Channels = netloop.MaxChannels
 func Netloop(ctx context.Context, h *netloop.Host) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Run(ctx) })
-	g.Go(func() error {
-		for ev := range h.Events() {
-			if ev.Kind != netloop.Receive {
-				continue
-			}
-			if ev.Channel == load.BroadcastChannel && load.IsBroadcastRequest(ev.Payload) {
-				if r, err := load.ParseBroadcastRequest(ev.Payload); err == nil {
-					g.Go(func() error { return broadcast(ctx, h, r) })
-				}
-				continue
-			}
-			if err := h.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag); err != nil && ctx.Err() == nil {
-				continue // the peer went away: nothing to echo to
-			}
-		}
-		return nil
-	})
+	g.Go(func() error { echoEvents(ctx, g, h); return nil })
 	return g.Wait()
+}
+
+// Group echoes as Netloop does on every host of hg, with one consumer
+// goroutine per host; it runs hg. When it returns, received[i] (if
+// received is long enough) is the number of messages host i received.
+func Group(ctx context.Context, hg *netloop.Group, received []int64) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return hg.Run(ctx) })
+	for i, h := range hg.Hosts() {
+		g.Go(func() error {
+			n := echoEvents(ctx, g, h)
+			if i < len(received) {
+				received[i] = n
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// echoEvents consumes h's events until they close, echoing every message
+// and starting broadcasts in g; it returns how many messages it received.
+func echoEvents(ctx context.Context, g *errgroup.Group, h *netloop.Host) (received int64) {
+	for ev := range h.Events() {
+		if ev.Kind != netloop.Receive {
+			continue
+		}
+		received++
+		if ev.Channel == load.BroadcastChannel && load.IsBroadcastRequest(ev.Payload) {
+			if r, err := load.ParseBroadcastRequest(ev.Payload); err == nil {
+				g.Go(func() error { return broadcast(ctx, h, r) })
+			}
+			continue
+		}
+		if err := h.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag); err != nil && ctx.Err() == nil {
+			continue // the peer went away: nothing to echo to
+		}
+	}
+	return received
 }
 
 // Session echoes through a session server and a dispatch mux that routes

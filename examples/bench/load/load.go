@@ -16,7 +16,19 @@
 //
 // The clients (ENet peers) are spread round-robin over Config.Hosts client
 // hosts. Each host is created, serviced and destroyed by exactly one
-// goroutine, so several hosts use several cores. Hosts are serviced with
+// goroutine, so several hosts use several cores.
+//
+// Two engines drive the hosts. EngineC (cworker.c), the default for
+// PingPong and reliable Throughput, runs each host's whole measured window
+// in one cgo call: it handles every event of a service call in one pass,
+// with no Go allocation and no cgo call per message, and, unpaced, sends
+// its acknowledgements with its next messages (see
+// Config.ImmediateAcks). It costs the generator less CPU per message than
+// EngineGo, which drives the hosts through go-enet, one Service call per
+// event, and runs every mode. Result.LoadCPUPerMillion reports what the
+// generator cost, to set beside the server's.
+//
+// Both engines service the hosts with
 // Service(1): ENet first sends everything queued, then blocks in poll(2)
 // until a datagram arrives or 1 ms passes, so an echo is handled as soon as
 // it arrives and an idle or window-bound generator does not spin a core the
@@ -25,9 +37,9 @@
 // (its timestamp is taken when it is queued, so RTTs stay exact), at high
 // rates the echoes keep the loop turning.
 //
-// Every message carries its send time (nanoseconds since the start of Run,
-// monotonic, little endian) in bytes 0..8 and a per-client sequence number in
-// bytes 8..16. Round-trip times of echoes received during the measured window
+// Every message carries its send time (monotonic nanoseconds: since the
+// start of Run with EngineGo, CLOCK_MONOTONIC with EngineC; little endian)
+// in bytes 0..8 and a per-client sequence number in bytes 8..16. Round-trip times of echoes received during the measured window
 // (after Warmup, for Duration) are kept exactly and sorted for percentiles.
 package load
 
@@ -142,6 +154,19 @@ type Config struct {
 	// in Service(1), to take the generator's own wake-ups out of the RTT
 	// (for ping-pong; each host then keeps a core busy).
 	Poll bool
+	// Engine drives the client hosts: EngineC (the default where it
+	// applies: PingPong and reliable Throughput) or EngineGo.
+	Engine Engine
+	// ImmediateAcks makes the C engine acknowledge what it reads in
+	// datagrams of their own, as ENet does by itself (and EngineGo always
+	// does). By default, when unpaced (Rate 0), it holds them back until it
+	// next sends, which it does at once, since every echo frees a window
+	// slot of its client: they share the datagrams of its next messages,
+	// one datagram per message instead of two, for the generator and for
+	// the server that reads them. Paced, a client's next send may be far
+	// off, and acknowledgements held that long would slow the server's
+	// reliable stream: they always go at once.
+	ImmediateAcks bool
 }
 
 // Result is the outcome of a run. Latencies are round-trip times, or
@@ -161,6 +186,14 @@ type Result struct {
 	ServerCPU time.Duration
 	// CPUPerMillion is seconds of ServerCPU per million Messages.
 	CPUPerMillion float64
+	// LoadCPU is the load generator's own process CPU time (user+system)
+	// over the measured window, and LoadCPUPerMillion its seconds per
+	// million Messages: it should be well below the server's, or the
+	// generator, not the server, sets the pace on a shared machine.
+	LoadCPU           time.Duration
+	LoadCPUPerMillion float64
+	// Engine is the engine that ran.
+	Engine Engine
 	// Errors counts protocol violations: wrong size or channel, unknown or
 	// repeated sequence numbers, gaps in reliable mode, negative latencies.
 	Errors int64
@@ -210,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		workers[i] = w
 		g.Go(func() error { return w.run(gctx) })
 	}
-	cpu, cerr := r.coordinate(gctx)
+	cpu, self, cerr := r.coordinate(gctx)
 	if cerr != nil {
 		cancel()
 	}
@@ -220,7 +253,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cerr != nil {
 		return Result{}, cerr
 	}
-	return r.result(workers, cpu), nil
+	return r.result(workers, cpu, self), nil
 }
 
 // run is the state shared by the workers of one Run.
@@ -238,43 +271,43 @@ type run struct {
 func (r *run) now() time.Duration { return time.Since(r.epoch) }
 
 // coordinate starts the load once every worker is connected and measures the
-// server's CPU time over the measured window.
-func (r *run) coordinate(ctx context.Context) (time.Duration, error) {
+// server's CPU time and its own over the measured window.
+func (r *run) coordinate(ctx context.Context) (server, self time.Duration, err error) {
 	for range r.cfg.Hosts {
 		select {
 		case <-r.ready:
 		case <-ctx.Done():
-			return 0, nil // a worker failed or ctx is done: g.Wait reports why
+			return 0, 0, nil // a worker failed or ctx is done: g.Wait reports why
 		}
 	}
 	t0 := r.now()
 	r.from = t0 + r.cfg.Warmup
 	r.to = r.from + r.cfg.Duration
 	close(r.start)
-	if r.cfg.ServerPID <= 0 {
-		return 0, nil
-	}
-	var cpu [2]time.Duration
+	var cpu, own [2]time.Duration
 	for i, at := range []time.Duration{r.from, r.to} {
 		t := time.NewTimer(at - r.now())
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return 0, nil
+			return 0, 0, nil
 		}
-		c, err := processCPU(r.cfg.ServerPID)
-		if err != nil {
-			return 0, err
+		if own[i], err = processCPU(os.Getpid()); err != nil {
+			return 0, 0, err
 		}
-		cpu[i] = c
+		if r.cfg.ServerPID > 0 {
+			if cpu[i], err = processCPU(r.cfg.ServerPID); err != nil {
+				return 0, 0, err
+			}
+		}
 	}
-	return cpu[1] - cpu[0], nil
+	return cpu[1] - cpu[0], own[1] - own[0], nil
 }
 
 // result merges the workers' counters and samples.
-func (r *run) result(workers []*worker, cpu time.Duration) Result {
-	res := Result{Mode: r.cfg.Mode, Clients: r.cfg.Clients, Duration: r.cfg.Duration, ServerCPU: cpu}
+func (r *run) result(workers []*worker, cpu, self time.Duration) Result {
+	res := Result{Mode: r.cfg.Mode, Clients: r.cfg.Clients, Duration: r.cfg.Duration, ServerCPU: cpu, LoadCPU: self, Engine: r.cfg.Engine}
 	n := 0
 	for _, w := range workers {
 		n += len(w.samples)
@@ -296,6 +329,7 @@ func (r *run) result(workers []*worker, cpu time.Duration) Result {
 	res.MsgsPerSec = float64(res.Messages) / res.Duration.Seconds()
 	if res.Messages > 0 {
 		res.CPUPerMillion = cpu.Seconds() * 1e6 / float64(res.Messages)
+		res.LoadCPUPerMillion = self.Seconds() * 1e6 / float64(res.Messages)
 	}
 	return res
 }
@@ -326,6 +360,20 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	default:
 		return c, fmt.Errorf("%w: unknown mode %q", ErrBadConfig, c.Mode)
+	}
+	switch c.Engine {
+	case "":
+		c.Engine = EngineGo
+		if c.supportsC() {
+			c.Engine = EngineC
+		}
+	case EngineC:
+		if !c.supportsC() {
+			return c, fmt.Errorf("%w: the C engine does not run %s mode or unreliable messages", ErrBadConfig, c.Mode)
+		}
+	case EngineGo:
+	default:
+		return c, fmt.Errorf("%w: unknown engine %q", ErrBadConfig, c.Engine)
 	}
 	c.Clients = max(c.Clients, 1)
 	c.Hosts = min(max(c.Hosts, 1), c.Clients)

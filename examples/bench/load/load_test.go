@@ -89,6 +89,9 @@ func TestRun(t *testing.T) {
 		{"paced", load.Config{Mode: load.Throughput, Clients: 3, Hosts: 2, Window: 2, Rate: 2000, Channel: 3}},
 		{"unreliable", load.Config{Mode: load.Throughput, Clients: 2, Window: 2, Unreliable: true, Size: 200}},
 		{"broadcast", load.Config{Mode: load.Broadcast, Clients: 4, Hosts: 2, Rate: 200}},
+		{"pingpong/go", load.Config{Mode: load.PingPong, Engine: load.EngineGo}},
+		{"throughput/go", load.Config{Mode: load.Throughput, Clients: 4, Hosts: 2, Window: 4, ServerPID: os.Getpid(), Engine: load.EngineGo}},
+		{"paced/go", load.Config{Mode: load.Throughput, Clients: 3, Hosts: 2, Window: 2, Rate: 2000, Channel: 3, Engine: load.EngineGo}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +120,16 @@ func TestRun(t *testing.T) {
 			if cfg.ServerPID > 0 && (res.ServerCPU <= 0 || res.CPUPerMillion <= 0) {
 				t.Errorf("server cpu %v (%v s per million), want > 0", res.ServerCPU, res.CPUPerMillion)
 			}
+			if res.LoadCPU < 0 || (res.LoadCPU > 0) != (res.LoadCPUPerMillion > 0) {
+				t.Errorf("load generator cpu %v (%v s per million)", res.LoadCPU, res.LoadCPUPerMillion)
+			}
+			wantEngine := load.EngineC
+			if cfg.Engine == load.EngineGo || cfg.Mode == load.Broadcast || cfg.Unreliable {
+				wantEngine = load.EngineGo
+			}
+			if res.Engine != wantEngine {
+				t.Errorf("engine %q, want %q", res.Engine, wantEngine)
+			}
 		})
 	}
 }
@@ -140,6 +153,9 @@ func TestRunBadConfig(t *testing.T) {
 		{Rate: -1},
 		{Channel: 255},
 		{Duration: -time.Second},
+		{Engine: "rust"},
+		{Engine: load.EngineC, Mode: load.Broadcast},
+		{Engine: load.EngineC, Unreliable: true},
 	} {
 		cfg.Addr = "127.0.0.1:1"
 		if _, err := load.Run(t.Context(), cfg); !errors.Is(err, load.ErrBadConfig) {

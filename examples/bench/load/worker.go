@@ -81,6 +81,9 @@ func newWorker(r *run, id int, addr netip.AddrPort) *worker {
 // start, runs the load and cleans up.
 func (w *worker) run(ctx context.Context) error {
 	cfg := &w.r.cfg
+	if cfg.Engine == EngineC {
+		return w.runC(ctx)
+	}
 	channels := int(cfg.Channel) + 1
 	host, err := enet.NewHost(nil, uint64(len(w.clients)), uint64(channels), 0, 0)
 	if err != nil {

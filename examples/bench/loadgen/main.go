@@ -40,12 +40,14 @@ func main() {
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "measure this process's CPU time")
 	flag.BoolVar(&cfg.Poll, "poll", false, "client hosts busy-poll Service(0) (for ping-pong latency)")
 	flag.BoolVar(&asJSON, "json", false, "print one JSON line")
+	engine := flag.String("engine", "", "client engine: c (pingpong and reliable throughput; the default there) or go")
+	flag.BoolVar(&cfg.ImmediateAcks, "immediate-acks", false, "C engine: acknowledge in datagrams of their own, as ENet does")
 	flag.Parse()
 	if *channel > 254 {
 		fmt.Fprintf(os.Stderr, "loadgen: -channel %d out of range 0..254\n", *channel)
 		os.Exit(2)
 	}
-	cfg.Mode, cfg.Channel = load.Mode(mode), uint8(*channel)
+	cfg.Mode, cfg.Channel, cfg.Engine = load.Mode(mode), uint8(*channel), load.Engine(*engine)
 
 	res, err := run(cfg)
 	if err != nil {
@@ -74,19 +76,22 @@ func run(cfg load.Config) (load.Result, error) {
 
 // result is load.Result as JSON, durations in microseconds.
 type result struct {
-	Mode          string  `json:"mode"`
-	Clients       int     `json:"clients"`
-	Messages      int64   `json:"messages"`
-	Duration      float64 `json:"duration"`
-	MsgsPerSec    float64 `json:"msgs_per_sec"`
-	P50           float64 `json:"p50"`
-	P99           float64 `json:"p99"`
-	P999          float64 `json:"p999"`
-	Max           float64 `json:"max"`
-	ServerCPU     float64 `json:"server_cpu"`
-	CPUPerMillion float64 `json:"cpu_per_million"` // seconds
-	Errors        int64   `json:"errors"`
-	Lost          int64   `json:"lost"`
+	Mode           string  `json:"mode"`
+	Clients        int     `json:"clients"`
+	Messages       int64   `json:"messages"`
+	Duration       float64 `json:"duration"`
+	MsgsPerSec     float64 `json:"msgs_per_sec"`
+	P50            float64 `json:"p50"`
+	P99            float64 `json:"p99"`
+	P999           float64 `json:"p999"`
+	Max            float64 `json:"max"`
+	ServerCPU      float64 `json:"server_cpu"`
+	CPUPerMillion  float64 `json:"cpu_per_million"` // seconds
+	LoadCPU        float64 `json:"load_cpu"`
+	LoadPerMillion float64 `json:"load_cpu_per_million"` // seconds
+	Engine         string  `json:"engine"`
+	Errors         int64   `json:"errors"`
+	Lost           int64   `json:"lost"`
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -97,6 +102,7 @@ func toJSON(r load.Result) result {
 		Duration: us(r.Duration), MsgsPerSec: r.MsgsPerSec,
 		P50: us(r.P50), P99: us(r.P99), P999: us(r.P999), Max: us(r.Max),
 		ServerCPU: us(r.ServerCPU), CPUPerMillion: r.CPUPerMillion,
+		LoadCPU: us(r.LoadCPU), LoadPerMillion: r.LoadCPUPerMillion, Engine: string(r.Engine),
 		Errors: r.Errors, Lost: r.Lost,
 	}
 }
@@ -111,5 +117,6 @@ func printSummary(r load.Result) {
 	if r.ServerCPU > 0 {
 		fmt.Printf("server cpu: %v (%.3f s per million msgs)\n", r.ServerCPU, r.CPUPerMillion)
 	}
+	fmt.Printf("load generator cpu (%s engine): %v (%.3f s per million msgs)\n", r.Engine, r.LoadCPU, r.LoadCPUPerMillion)
 	fmt.Printf("errors %d, lost %d\n", r.Errors, r.Lost)
 }
