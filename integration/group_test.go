@@ -34,7 +34,7 @@ func testGroupPeers(t *testing.T, peers int) {
 	counts := newTally()
 	errs := &errorLimit{t: t, tally: counts}
 
-	g, err := netloop.NewGroup("127.0.0.1:0", servers, netloop.WithPeers(netloop.MaxPeers),
+	g, err := netloop.NewGroup("127.0.0.1:0", servers, netloop.WithPeers(netloop.MaxPeers), netloop.WithPerAddressLimit(netloop.MaxPeers),
 		netloop.WithLogger(quietLogger(t)), netloop.WithDrainTimeout(3*time.Second), netloop.WithSocketBuffers(4<<20, 4<<20))
 	if err != nil {
 		t.Fatal(err)

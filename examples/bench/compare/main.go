@@ -129,7 +129,7 @@ func runServer(ctx context.Context, impl, addr string, peers int) error {
 		fmt.Printf("listening on %s\n", addr)
 		return s.Run(ctx)
 	case "group":
-		g, err := netloop.NewGroup(addr, groupHosts, netloop.WithPeers(peers), netloop.WithChannels(echo.Channels))
+		g, err := netloop.NewGroup(addr, groupHosts, netloop.WithPeers(peers), netloop.WithChannels(echo.Channels), netloop.WithPerAddressLimit(netloop.MaxPeers))
 		if err != nil {
 			return err
 		}
