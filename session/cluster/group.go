@@ -1,0 +1,288 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/session"
+)
+
+// Group is a named set of users whose sessions may be on any node, such
+// as a room. Every node that names the same group shares it. Its methods
+// are safe for concurrent use.
+type Group struct {
+	n     *Node
+	name  string
+	local *session.Group // this node's members' sessions
+
+	// guarded by n.mu
+	users map[string]*session.Session // this node's members
+	sub   *nats.Subscription          // the group's subject, while it has local members
+}
+
+// Member is a member of a group.
+type Member struct {
+	User string
+	Node string
+}
+
+// Group returns the group called name, creating this node's handle of it
+// if need be. It fails only with ErrBadName.
+func (n *Node) Group(name string) (*Group, error) {
+	if err := checkName("group", name); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	g := n.groups[name]
+	if g == nil {
+		g = &Group{n: n, name: name, local: n.srv.NewGroup(), users: make(map[string]*session.Session)}
+		n.groups[name] = g
+	}
+	return g, nil
+}
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.name }
+
+// Join adds the user bound to s (see Node.Bind) to the group, cluster-wide.
+// It fails with ErrNotBound if s is not bound, with an error matching
+// session.ErrEnded if s has ended, and at once with ErrUnavailable while
+// the node is not joined. s leaves the group when it ends. Joining twice
+// is a no-op.
+func (g *Group) Join(ctx context.Context, s *session.Session) error {
+	n := g.n
+	user, ok := n.User(s)
+	if !ok {
+		return fmt.Errorf("%w: join %s", ErrNotBound, g.name)
+	}
+	b := n.kv.Load()
+	if n.conn() == nil || b == nil {
+		return n.unavailable("join " + g.name)
+	}
+	if err := g.local.Add(s); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	bd := n.local[user]
+	if bd == nil || bd.s != s {
+		n.mu.Unlock()
+		g.local.Remove(s)
+		return fmt.Errorf("%w: join %s", ErrNotBound, g.name)
+	}
+	bd.groups[g.name] = true
+	g.users[user] = s
+	addMember(n.members, g.name, user, n.cfg.id)
+	err := g.subscribeLocked()
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := n.opCtx(ctx)
+	defer cancel()
+	if _, err := b.groups.Put(ctx, memberKey(g.name, user), []byte(n.cfg.id)); err != nil {
+		// The local membership stays; the node puts it in the directory
+		// when it rejoins.
+		return n.kvError("join "+g.name, err)
+	}
+	return nil
+}
+
+// Leave takes s's user out of the group. The local part never fails; the
+// error matches ErrUnavailable if the directory could not be told (the
+// node tells it when it rejoins).
+func (g *Group) Leave(ctx context.Context, s *session.Session) error {
+	n := g.n
+	user, ok := n.User(s)
+	if !ok {
+		return fmt.Errorf("%w: leave %s", ErrNotBound, g.name)
+	}
+	n.mu.Lock()
+	if g.users[user] != s {
+		n.mu.Unlock()
+		return nil
+	}
+	var groups []string
+	if bd := n.local[user]; bd != nil {
+		delete(bd.groups, g.name)
+	}
+	g.removeLocked(user)
+	groups = append(groups, g.name)
+	n.mu.Unlock()
+	return n.deleteMembers(ctx, user, groups)
+}
+
+// removeLocked removes a local member; n.mu is held.
+func (g *Group) removeLocked(user string) {
+	s := g.users[user]
+	delete(g.users, user)
+	if s != nil {
+		g.local.Remove(s)
+	}
+	if ms := g.n.members[g.name]; ms != nil && ms[user] == g.n.cfg.id {
+		delete(ms, user)
+		if len(ms) == 0 {
+			delete(g.n.members, g.name)
+		}
+	}
+	if len(g.users) == 0 && g.sub != nil {
+		_ = g.sub.Unsubscribe() // fails only on a closed connection
+		g.sub = nil
+	}
+}
+
+// leaveGroupsLocked takes user out of the groups of binding bd locally and
+// returns their names; n.mu is held.
+func (n *Node) leaveGroupsLocked(user string, bd *binding) []string {
+	var out []string
+	for name := range bd.groups {
+		if g := n.groups[name]; g != nil && g.users[user] == bd.s {
+			g.removeLocked(user)
+			out = append(out, name)
+		}
+	}
+	clear(bd.groups)
+	return out
+}
+
+// deleteMembers removes user's memberships of groups from the directory.
+func (n *Node) deleteMembers(ctx context.Context, user string, groups []string) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	b := n.kv.Load()
+	if n.conn() == nil || b == nil {
+		return n.unavailable("leave groups")
+	}
+	ctx, cancel := n.opCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	for _, name := range groups {
+		if err := b.groups.Delete(ctx, memberKey(name, user)); err != nil {
+			return n.kvError("leave "+name, err)
+		}
+	}
+	return nil
+}
+
+// subscribeLocked subscribes the group's subject; n.mu is held.
+func (g *Group) subscribeLocked() error {
+	if g.sub != nil {
+		return nil
+	}
+	sub, err := g.n.nc.Load().Subscribe(g.n.groupSubject(g.name), g.onBroadcast)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", g.name, err)
+	}
+	g.sub = sub
+	return nil
+}
+
+// hdrOrigin names the node that published a broadcast; a node skips its own.
+const hdrOrigin = "Enetkit-Node"
+
+// Broadcast sends data to every member of the group, on every node: one
+// ENet packet shared by this node's members (Group.Broadcast of package
+// session, one Host.Multicast), and one NATS publish in all if other nodes
+// have members, which each of them sends the same way. data must not be
+// modified afterwards.
+//
+// Members of one node receive the broadcasts of one sender in order.
+// While the node is not joined only local members are reached, and the
+// error matches ErrUnavailable (counted in Stats.Lost).
+func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
+	n := g.n
+	if len(data) == 0 {
+		return fmt.Errorf("cluster: broadcast: %w", netloop.ErrEmpty)
+	}
+	if g.local.Len() > 0 {
+		if err := g.local.Broadcast(ctx, ch, data, flag); err != nil {
+			return fmt.Errorf("cluster: broadcast %s: %w", g.name, err)
+		}
+	}
+	n.mu.Lock()
+	remote := false
+	for _, node := range n.members[g.name] {
+		if node != n.cfg.id && n.nodes[node] != nil {
+			remote = true
+			break
+		}
+	}
+	n.mu.Unlock()
+	if !remote {
+		return nil
+	}
+	nc := n.conn()
+	if nc == nil {
+		n.lost.Add(1)
+		return n.unavailable("broadcast " + g.name)
+	}
+	m := nats.NewMsg(n.groupSubject(g.name))
+	m.Header.Set(hdrOrigin, n.cfg.id)
+	m.Data = appendPacket(make([]byte, 0, len(data)+3), packet{ch: ch, flag: flag, data: data})
+	if err := nc.PublishMsg(m); err != nil {
+		n.lost.Add(1)
+		return n.kvError("broadcast "+g.name, err)
+	}
+	n.published.Add(1)
+	return nil
+}
+
+// onBroadcast delivers another node's broadcast to the local members.
+func (g *Group) onBroadcast(m *nats.Msg) {
+	n := g.n
+	if m.Header.Get(hdrOrigin) == n.cfg.id {
+		return
+	}
+	n.received.Add(1)
+	p, err := parsePacket(m.Data)
+	if err != nil || len(p.users) != 0 {
+		n.malformed.Add(1)
+		return
+	}
+	if g.local.Len() == 0 {
+		return
+	}
+	ctx, cancel := n.opCtx(*n.ctx.Load())
+	defer cancel()
+	if err := g.local.Broadcast(ctx, p.ch, p.data, p.flag); err != nil {
+		n.log.Debug("broadcast", zap.String("group", g.name), zap.Error(err))
+	}
+}
+
+// Members returns the group's members on live nodes, sorted by user id,
+// as this node's replica of the directory knows them.
+func (g *Group) Members() []Member {
+	n := g.n
+	n.mu.Lock()
+	out := make([]Member, 0, len(n.members[g.name]))
+	for u, node := range n.members[g.name] {
+		if n.nodes[node] != nil || node == n.cfg.id {
+			out = append(out, Member{User: u, Node: node})
+		}
+	}
+	n.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return cmpString(a.User, b.User) })
+	return out
+}
+
+// Len returns the number of members on live nodes.
+func (g *Group) Len() int {
+	n := g.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, node := range n.members[g.name] {
+		if n.nodes[node] != nil || node == n.cfg.id {
+			c++
+		}
+	}
+	return c
+}
+
+// Local returns this node's members' sessions.
+func (g *Group) Local() []*session.Session { return g.local.Sessions() }
