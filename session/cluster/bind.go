@@ -145,6 +145,11 @@ func (n *Node) Where(user string) (node string, ok bool) {
 // session leaves its groups and is kicked.
 func (n *Node) displace(ctx context.Context, bd *binding) {
 	n.mu.Lock()
+	if bd.gone {
+		n.mu.Unlock()
+		return
+	}
+	bd.gone = true
 	user, _ := n.User(bd.s)
 	if n.local[user] == bd {
 		delete(n.local, user)
@@ -188,6 +193,7 @@ func (n *Node) unbindEnded(ctx context.Context) {
 		if bd == nil || bd.s != e.s {
 			continue // displaced already
 		}
+		bd.gone = true
 		delete(n.local, e.user)
 		delete(n.users, e.user)
 		dels = append(dels, del{e.user, bd.rev, n.leaveGroupsLocked(e.user, bd)})

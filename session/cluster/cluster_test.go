@@ -355,4 +355,3 @@ func TestRequests(t *testing.T) {
 		t.Fatalf("bad request: %v", err)
 	}
 }
-

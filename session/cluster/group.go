@@ -77,7 +77,7 @@ func (g *Group) Join(ctx context.Context, s *session.Session) error {
 	}
 	bd.groups[g.name] = true
 	g.users[user] = s
-	addMember(n.members, g.name, user, n.cfg.id)
+	addMember(n.members, g.name, user, memberEntry{node: n.cfg.id})
 	err := g.subscribeLocked()
 	n.mu.Unlock()
 	if err != nil {
@@ -124,7 +124,7 @@ func (g *Group) removeLocked(user string) {
 	if s != nil {
 		g.local.Remove(s)
 	}
-	if ms := g.n.members[g.name]; ms != nil && ms[user] == g.n.cfg.id {
+	if ms := g.n.members[g.name]; ms != nil && ms[user].node == g.n.cfg.id {
 		delete(ms, user)
 		if len(ms) == 0 {
 			delete(g.n.members, g.name)
@@ -182,9 +182,6 @@ func (g *Group) subscribeLocked() error {
 	return nil
 }
 
-// hdrOrigin names the node that published a broadcast; a node skips its own.
-const hdrOrigin = "Enetkit-Node"
-
 // Broadcast sends data to every member of the group, on every node: one
 // ENet packet shared by this node's members (Group.Broadcast of package
 // session, one Host.Multicast), and one NATS publish in all if other nodes
@@ -206,8 +203,8 @@ func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netlo
 	}
 	n.mu.Lock()
 	remote := false
-	for _, node := range n.members[g.name] {
-		if node != n.cfg.id && n.nodes[node] != nil {
+	for _, m := range n.members[g.name] {
+		if m.node != n.cfg.id && n.nodes[m.node] != nil {
 			remote = true
 			break
 		}
@@ -222,7 +219,7 @@ func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netlo
 		return n.unavailable("broadcast " + g.name)
 	}
 	m := nats.NewMsg(n.groupSubject(g.name))
-	m.Header.Set(hdrOrigin, n.cfg.id)
+	m.Header.Set(hdrNode, n.cfg.id)
 	m.Data = appendPacket(make([]byte, 0, len(data)+3), packet{ch: ch, flag: flag, data: data})
 	if err := nc.PublishMsg(m); err != nil {
 		n.lost.Add(1)
@@ -235,7 +232,7 @@ func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netlo
 // onBroadcast delivers another node's broadcast to the local members.
 func (g *Group) onBroadcast(m *nats.Msg) {
 	n := g.n
-	if m.Header.Get(hdrOrigin) == n.cfg.id {
+	if m.Header.Get(hdrNode) == n.cfg.id {
 		return
 	}
 	n.received.Add(1)
@@ -260,9 +257,9 @@ func (g *Group) Members() []Member {
 	n := g.n
 	n.mu.Lock()
 	out := make([]Member, 0, len(n.members[g.name]))
-	for u, node := range n.members[g.name] {
-		if n.nodes[node] != nil || node == n.cfg.id {
-			out = append(out, Member{User: u, Node: node})
+	for u, m := range n.members[g.name] {
+		if n.nodes[m.node] != nil || m.node == n.cfg.id {
+			out = append(out, Member{User: u, Node: m.node})
 		}
 	}
 	n.mu.Unlock()
@@ -276,8 +273,8 @@ func (g *Group) Len() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c := 0
-	for _, node := range n.members[g.name] {
-		if n.nodes[node] != nil || node == n.cfg.id {
+	for _, m := range n.members[g.name] {
+		if n.nodes[m.node] != nil || m.node == n.cfg.id {
 			c++
 		}
 	}

@@ -142,7 +142,7 @@ func (n *Node) join(ctx context.Context) (*watchers, error) {
 	// Load the directory as it is now, into a fresh replica.
 	nodes := make(map[string]*nodeState)
 	users := make(map[string]userEntry)
-	members := make(map[string]map[string]string)
+	members := make(map[string]map[string]memberEntry)
 	now := time.Now()
 	for _, ch := range []<-chan jetstream.KeyValueEntry{w.nodes.Updates(), w.users.Updates(), w.groups.Updates()} {
 		for {
@@ -166,16 +166,32 @@ func (n *Node) join(ctx context.Context) (*watchers, error) {
 					users[u] = v
 				}
 			case b.groups.Bucket():
-				if g, u, node, ok := n.decodeMember(e); ok {
-					addMember(members, g, u, node)
+				if g, u, m, ok := n.decodeMember(e); ok {
+					addMember(members, g, u, m)
 				}
 			}
 		}
 	}
 	n.mu.Lock()
+	// A node known before that is missing now may be rejoining too (after
+	// a NATS restart the directory starts empty): it keeps its entries for
+	// a grace period, and the sweep drops it if it does not come back.
 	for id, st := range n.nodes {
-		if nodes[id] == nil {
-			n.events = append(n.events, NodeEvent{Kind: Left, Node: st.info, Lost: n.membersOfLocked(id)})
+		if nodes[id] != nil || id == n.cfg.id {
+			continue
+		}
+		nodes[id] = &nodeState{info: st.info, seen: now}
+		for u, e := range n.users {
+			if _, ok := users[u]; !ok && e.Node == id {
+				users[u] = e
+			}
+		}
+		for g, ms := range n.members {
+			for u, m := range ms {
+				if _, ok := members[g][u]; !ok && m.node == id {
+					addMember(members, g, u, m)
+				}
+			}
 		}
 	}
 	for id, st := range nodes {
@@ -214,6 +230,7 @@ func (n *Node) reconcile(ctx context.Context, b *buckets) error {
 		e, ok := n.users[u]
 		switch {
 		case !ok:
+			bd.rev = 0
 			puts = append(puts, put{u, bd})
 		case e.Node == n.cfg.id && e.Session == bd.s.ID():
 			bd.rev = e.rev
@@ -230,15 +247,15 @@ func (n *Node) reconcile(ctx context.Context, b *buckets) error {
 		}
 	}
 	for g, ms := range n.members {
-		for u, node := range ms {
-			if node == n.cfg.id && (n.groups[g] == nil || n.groups[g].users[u] == nil) {
+		for u, m := range ms {
+			if m.node == n.cfg.id && (n.groups[g] == nil || n.groups[g].users[u] == nil) {
 				staleMembers = append(staleMembers, memberKey(g, u))
 			}
 		}
 	}
 	for name, g := range n.groups {
 		for u := range g.users {
-			if n.members[name][u] != n.cfg.id {
+			if n.members[name][u].node != n.cfg.id {
 				missingMembers = append(missingMembers, [2]string{name, u})
 			}
 		}
@@ -313,6 +330,7 @@ func (n *Node) heartbeat(ctx context.Context) error {
 func (n *Node) sweep(ctx context.Context) {
 	deadline := time.Now().Add(-n.cfg.ttl * 3 / 4)
 	var dead []string
+	var purge []purgeKey
 	n.mu.Lock()
 	for id, st := range n.nodes {
 		if id != n.cfg.id && st.seen.Before(deadline) {
@@ -320,7 +338,7 @@ func (n *Node) sweep(ctx context.Context) {
 		}
 	}
 	for _, id := range dead {
-		n.dropNodeLocked(id)
+		purge = append(purge, n.dropNodeLocked(id)...)
 	}
 	first := true
 	for id := range n.nodes {
@@ -328,69 +346,74 @@ func (n *Node) sweep(ctx context.Context) {
 			first = false
 		}
 	}
-	type key struct {
-		user string
-		rev  uint64
-	}
-	var users []key
-	var members []string
-	if first {
-		for u, e := range n.users {
-			if n.nodes[e.Node] == nil {
-				users = append(users, key{u, e.rev})
-			}
-		}
-		for g, ms := range n.members {
-			for u, node := range ms {
-				if n.nodes[node] == nil {
-					members = append(members, memberKey(g, u))
-				}
-			}
-		}
-	}
 	n.mu.Unlock()
-	if len(users)+len(members)+len(dead) == 0 {
+	if !first || len(dead) == 0 {
 		return
 	}
 	b := n.kv.Load()
 	octx, cancel := n.opCtx(ctx)
 	defer cancel()
 	for _, id := range dead {
-		if first {
-			_ = b.nodes.Delete(octx, token(id)) // may have expired already
-		}
+		_ = b.nodes.Delete(octx, token(id)) // it may have expired already
 	}
-	for _, k := range users {
-		// The revision guards a login that took the user meanwhile.
-		if err := b.users.Delete(octx, token(k.user), jetstream.LastRevision(k.rev)); err != nil {
-			n.log.Debug("purge user", zap.String("user", k.user), zap.Error(err))
+	for _, k := range purge {
+		var err error
+		if k.user != "" {
+			// The revision guards a login that took the user meanwhile.
+			err = b.users.Delete(octx, token(k.user), jetstream.LastRevision(k.rev))
+		} else {
+			err = b.groups.Delete(octx, k.member, jetstream.LastRevision(k.rev))
 		}
-	}
-	for _, k := range members {
-		if err := b.groups.Delete(octx, k); err != nil {
-			n.log.Debug("purge member", zap.String("key", k), zap.Error(err))
+		if err != nil {
+			n.log.Debug("purge", zap.String("user", k.user), zap.String("member", k.member), zap.Error(err))
 		}
 	}
 }
 
-// dropNodeLocked removes a node from the replica and queues its Left event.
-func (n *Node) dropNodeLocked(id string) {
+// purgeKey is a directory entry of a dead node: a user's key and its
+// revision, or a group member's key.
+type purgeKey struct {
+	user   string
+	rev    uint64
+	member string
+}
+
+// dropNodeLocked removes a node and its entries from the replica, queues
+// its Left event and returns its entries, for the directory to be purged.
+func (n *Node) dropNodeLocked(id string) []purgeKey {
 	st := n.nodes[id]
 	if st == nil {
-		return
+		return nil
 	}
 	delete(n.nodes, id)
 	lost := n.membersOfLocked(id)
+	var purge []purgeKey
+	for u, e := range n.users {
+		if e.Node == id {
+			delete(n.users, u)
+			purge = append(purge, purgeKey{user: u, rev: e.rev})
+		}
+	}
+	for g, us := range lost {
+		for _, u := range us {
+			purge = append(purge, purgeKey{member: memberKey(g, u), rev: n.members[g][u].rev})
+			delete(n.members[g], u)
+		}
+		if len(n.members[g]) == 0 {
+			delete(n.members, g)
+		}
+	}
 	n.events = append(n.events, NodeEvent{Kind: Left, Node: st.info, Lost: lost})
 	n.log.Info("node left", zap.String("id", id), zap.Int("groups", len(lost)))
+	return purge
 }
 
 // membersOfLocked returns the group members of node id, by group.
 func (n *Node) membersOfLocked(id string) map[string][]string {
 	var lost map[string][]string
 	for g, ms := range n.members {
-		for u, node := range ms {
-			if node == id {
+		for u, m := range ms {
+			if m.node == id {
 				if lost == nil {
 					lost = make(map[string][]string)
 				}
@@ -457,8 +480,13 @@ func (n *Node) applyUser(ctx context.Context, e jetstream.KeyValueEntry, ok bool
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(n.users, user)
 		n.mu.Unlock()
-		if bd != nil && bd.rev != 0 && bd.rev <= e.Revision() {
+		n.mu.Lock()
+		lost := bd != nil && n.local[user] == bd && bd.rev != 0 && bd.rev <= e.Revision()
+		if lost {
 			bd.rev = 0 // the directory lost it: claim it again
+		}
+		n.mu.Unlock()
+		if lost {
 			octx, cancel := n.opCtx(ctx)
 			defer cancel()
 			if err := n.claim(octx, n.kv.Load(), user, bd); err != nil {
@@ -505,18 +533,24 @@ func (n *Node) applyGroup(e jetstream.KeyValueEntry, ok bool) {
 		}
 		return
 	}
-	if g, u, node, ok := n.decodeMember(e); ok {
-		addMember(n.members, g, u, node)
+	if g, u, m, ok := n.decodeMember(e); ok {
+		addMember(n.members, g, u, m)
 	}
 }
 
-func addMember(members map[string]map[string]string, g, u, node string) {
+// memberEntry is a group membership: the member's node and the key's revision.
+type memberEntry struct {
+	node string
+	rev  uint64
+}
+
+func addMember(members map[string]map[string]memberEntry, g, u string, m memberEntry) {
 	ms := members[g]
 	if ms == nil {
-		ms = make(map[string]string)
+		ms = make(map[string]memberEntry)
 		members[g] = ms
 	}
-	ms[u] = node
+	ms[u] = m
 }
 
 func (n *Node) decodeNode(e jetstream.KeyValueEntry) (NodeInfo, bool) {
@@ -540,15 +574,15 @@ func (n *Node) decodeUser(e jetstream.KeyValueEntry) (string, userEntry, bool) {
 	return u, v, true
 }
 
-func (n *Node) decodeMember(e jetstream.KeyValueEntry) (group, user, node string, ok bool) {
+func (n *Node) decodeMember(e jetstream.KeyValueEntry) (group, user string, m memberEntry, ok bool) {
 	if e.Operation() != jetstream.KeyValuePut {
-		return "", "", "", false
+		return "", "", m, false
 	}
 	g, u, err := splitMemberKey(e.Key())
 	if err != nil {
-		return "", "", "", false
+		return "", "", m, false
 	}
-	return g, u, string(e.Value()), true
+	return g, u, memberEntry{node: string(e.Value()), rev: e.Revision()}, true
 }
 
 // memberKey is the groups bucket's key of user in group.

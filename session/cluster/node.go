@@ -287,13 +287,13 @@ type Node struct {
 	published, received, malformed, lost, refused, kicked, reconnects atomic.Uint64
 
 	mu      sync.Mutex
-	nodes   map[string]*nodeState         // replica: live nodes
-	users   map[string]userEntry          // replica: user -> binding
-	members map[string]map[string]string  // replica: group -> user -> node
-	local   map[string]*binding           // this node's bindings, by user
-	groups  map[string]*Group             // this node's groups, by name
-	ended   []ended                       // sessions ended, to unbind by the loop
-	events  []NodeEvent                   // to hand to the watch, outside mu
+	nodes   map[string]*nodeState        // replica: live nodes
+	users   map[string]userEntry         // replica: user -> binding
+	members map[string]map[string]memberEntry // replica: group -> user -> membership
+	local   map[string]*binding          // this node's bindings, by user
+	groups  map[string]*Group            // this node's groups, by name
+	ended   []ended                      // sessions ended, to unbind by the loop
+	events  []NodeEvent                  // to hand to the watch, outside mu
 }
 
 type nodeState struct {
@@ -314,6 +314,7 @@ type binding struct {
 	rev    uint64          // the key's revision; 0 if not in the directory yet
 	groups map[string]bool // the groups it is in
 	stop   func() bool     // stops the end watch
+	gone   bool            // unbound: ended or displaced; guarded by n.mu
 }
 
 type ended struct {
@@ -358,7 +359,7 @@ func New(srv *session.Server, opts ...Option) (*Node, error) {
 		wake:     make(chan struct{}, 1),
 		nodes:    make(map[string]*nodeState),
 		users:    make(map[string]userEntry),
-		members:  make(map[string]map[string]string),
+		members:  make(map[string]map[string]memberEntry),
 		local:    make(map[string]*binding),
 		groups:   make(map[string]*Group),
 	}, nil

@@ -32,7 +32,8 @@ func (e *RemoteError) Error() string {
 // Is makes errors.Is(err, ErrRemote) true.
 func (e *RemoteError) Is(target error) bool { return target == ErrRemote }
 
-// Reply headers.
+// Headers: hdrNode names the node that published a broadcast (a node
+// skips its own) or answered a request; hdrError carries a service's error.
 const (
 	hdrError = "Enetkit-Error"
 	hdrNode  = "Enetkit-Node"
