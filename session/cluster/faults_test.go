@@ -6,7 +6,6 @@ import (
 	"net"
 	"testing"
 
-
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/netloop/netlooptest"
 )

@@ -184,8 +184,8 @@ func (g *Group) subscribeLocked() error {
 
 // Broadcast sends data to every member of the group, on every node: one
 // ENet packet shared by this node's members (Group.Broadcast of package
-// session, one Host.Multicast), and one NATS publish in all if other nodes
-// have members, which each of them sends the same way. data must not be
+// session, one Host.Multicast), and one NATS publish in all, which each
+// other node with members sends the same way. data must not be
 // modified afterwards.
 //
 // Members of one node receive the broadcasts of one sender in order.
@@ -201,20 +201,24 @@ func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netlo
 			return fmt.Errorf("cluster: broadcast %s: %w", g.name, err)
 		}
 	}
-	n.mu.Lock()
-	remote := false
-	for _, m := range n.members[g.name] {
-		if m.node != n.cfg.id && n.nodes[m.node] != nil {
-			remote = true
-			break
-		}
-	}
-	n.mu.Unlock()
-	if !remote {
-		return nil
-	}
+	// The publish goes out whether or not this node knows of remote
+	// members yet: NATS knows who subscribes, and a node subscribes
+	// before it announces a member, so a member that just joined on
+	// another node gets every broadcast sent after its join returned.
 	nc := n.conn()
 	if nc == nil {
+		n.mu.Lock()
+		remote := false
+		for _, m := range n.members[g.name] {
+			if m.node != n.cfg.id && n.nodes[m.node] != nil {
+				remote = true
+				break
+			}
+		}
+		n.mu.Unlock()
+		if !remote {
+			return nil // nobody to lose
+		}
 		n.lost.Add(1)
 		return n.unavailable("broadcast " + g.name)
 	}
@@ -283,3 +287,17 @@ func (g *Group) Len() int {
 
 // Local returns this node's members' sessions.
 func (g *Group) Local() []*session.Session { return g.local.Sessions() }
+
+// BroadcastLocal sends data to this node's members only, with one ENet
+// packet they share: for news that every node learns by itself, such as
+// the members a dead node lost (NodeEvent.Lost). data must not be
+// modified afterwards.
+func (g *Group) BroadcastLocal(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
+	if g.local.Len() == 0 {
+		return nil
+	}
+	if err := g.local.Broadcast(ctx, ch, data, flag); err != nil {
+		return fmt.Errorf("cluster: broadcast %s: %w", g.name, err)
+	}
+	return nil
+}

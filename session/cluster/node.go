@@ -287,13 +287,13 @@ type Node struct {
 	published, received, malformed, lost, refused, kicked, reconnects atomic.Uint64
 
 	mu      sync.Mutex
-	nodes   map[string]*nodeState        // replica: live nodes
-	users   map[string]userEntry         // replica: user -> binding
+	nodes   map[string]*nodeState             // replica: live nodes
+	users   map[string]userEntry              // replica: user -> binding
 	members map[string]map[string]memberEntry // replica: group -> user -> membership
-	local   map[string]*binding          // this node's bindings, by user
-	groups  map[string]*Group            // this node's groups, by name
-	ended   []ended                      // sessions ended, to unbind by the loop
-	events  []NodeEvent                  // to hand to the watch, outside mu
+	local   map[string]*binding               // this node's bindings, by user
+	groups  map[string]*Group                 // this node's groups, by name
+	ended   []ended                           // sessions ended, to unbind by the loop
+	events  []NodeEvent                       // to hand to the watch, outside mu
 }
 
 type nodeState struct {
