@@ -22,7 +22,7 @@ const testTTL = 1200 * time.Millisecond
 
 // startNATS starts a NATS server with JetStream on 127.0.0.1:port (0: a
 // free one); it stops with the test unless stopped before.
-func startNATS(t *testing.T, port int) (ns *server.Server, url string) {
+func startNATS(t testing.TB, port int) (ns *server.Server, url string) {
 	t.Helper()
 	if port == 0 {
 		port = -1
@@ -51,19 +51,19 @@ type testNode struct {
 	stop     func() error
 }
 
-func startNode(t *testing.T, url, id string, opts ...Option) *testNode {
+func startNode(t testing.TB, url, id string, opts ...Option) *testNode {
 	t.Helper()
 	return startNodeSetup(t, url, id, nil, opts...)
 }
 
 // startNodeSetup is startNode with setup called before Run.
-func startNodeSetup(t *testing.T, url, id string, setup func(*Node), opts ...Option) *testNode {
+func startNodeSetup(t testing.TB, url, id string, setup func(*Node), opts ...Option) *testNode {
 	t.Helper()
-	host, err := netloop.New("127.0.0.1:0", netloop.WithPeers(64), netloop.WithChannels(2), netloop.WithDrainTimeout(time.Second))
+	host, err := netloop.New("127.0.0.1:0", netloop.WithPeers(1024), netloop.WithChannels(2), netloop.WithDrainTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := &testNode{host: host, sessions: make(chan *session.Session, 64), events: make(chan NodeEvent, 256)}
+	tn := &testNode{host: host, sessions: make(chan *session.Session, 1024), events: make(chan NodeEvent, 256)}
 	srv := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 		tn.sessions <- s
 		<-ctx.Done()
@@ -141,7 +141,7 @@ func (tn *testNode) expectEvent(t *testing.T, kind EventKind, id string) NodeEve
 // eventually polls cond until it holds, failing the test after the
 // netlooptest timeout. It is for state with no event to wait on (the
 // replica catching up with the directory).
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(netlooptest.Timeout)
 	tick := time.NewTicker(5 * time.Millisecond)

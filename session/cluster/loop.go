@@ -21,13 +21,26 @@ type watchers struct {
 	nodes, users, groups jetstream.KeyWatcher
 }
 
+// stop stops the watches and waits until their NATS callbacks are done:
+// a callback may be blocked sending on its updates channel, and would keep
+// its goroutine for ever. The channels close when the callbacks return.
 func (w *watchers) stop() {
 	if w == nil {
 		return
 	}
-	w.nodes.Stop()
-	w.users.Stop()
-	w.groups.Stop()
+	chs := []<-chan jetstream.KeyValueEntry{updates(w.nodes), updates(w.users), updates(w.groups)}
+	for _, kw := range []jetstream.KeyWatcher{w.nodes, w.users, w.groups} {
+		if kw != nil {
+			_ = kw.Stop() // fails only if the connection is closed, which stops it too
+		}
+	}
+	for _, ch := range chs {
+		if ch == nil {
+			continue // that watch was never made
+		}
+		for range ch {
+		}
+	}
 }
 
 func updates(w jetstream.KeyWatcher) <-chan jetstream.KeyValueEntry {

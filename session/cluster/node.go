@@ -249,9 +249,15 @@ func WithLoginPolicy(p LoginPolicy) Option {
 	}
 }
 
-// WithLogger sets the logger (default: none).
+// WithLogger sets the logger (default and nil: none).
 func WithLogger(l *zap.Logger) Option {
-	return func(c *config) error { c.log = l; return nil }
+	return func(c *config) error {
+		if l == nil {
+			l = zap.NewNop()
+		}
+		c.log = l
+		return nil
+	}
 }
 
 // WithObserver sets an observer of requests.
