@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -15,7 +16,23 @@ import (
 	"github.com/enetkit/enetkit/session"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks, after every test, that no goroutine is left and that
+// ENet's C allocations are back where they were.
+func TestMain(m *testing.M) {
+	before := netloop.LiveAllocations()
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+		if after := netloop.LiveAllocations(); after != before {
+			fmt.Fprintf(os.Stderr, "live C allocations: %d before the tests, %d after\n", before, after)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // testTTL keeps dead-node tests short.
 const testTTL = 1200 * time.Millisecond
