@@ -105,10 +105,12 @@ func TestChatCluster(t *testing.T) {
 
 	// NATS is back, with an empty directory: the servers rejoin and
 	// restore it by themselves.
+	restarted := time.Now()
 	startNatsd()
 	awaitCluster(t, addrs[0], true)
 	awaitCluster(t, addrs[1], true)
-	t.Logf("cluster back %v after NATS was killed", time.Since(down).Round(time.Millisecond))
+	t.Logf("NATS down for %v; both servers rejoined %v after it was back (natsd start included)",
+		restarted.Sub(down).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
 	alice.send(chatproto.Say{Room: lobby, Text: "back"})
 	expectAll(chatproto.Said{Room: lobby, Nick: "alice", Text: "back"}, alice, gina, bob) // bob's first since the outage
 	bob.send(chatproto.Tell{To: "gina", Text: "welcome back"})

@@ -64,6 +64,20 @@ func (r *receipts) await(b *testing.B, seq uint64) {
 	}
 }
 
+// measure sends b.N messages with send, one at a time, each once every
+// client received the one before.
+func (r *receipts) measure(b *testing.B, send func(ctx context.Context, data []byte) error) {
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := send(ctx, payload(uint64(i))); err != nil {
+			b.Fatal(err)
+		}
+		r.await(b, uint64(i))
+	}
+	b.StopTimer()
+}
+
 // report reports the latency percentiles and resets them.
 func (r *receipts) report(b *testing.B) {
 	r.mu.Lock()
@@ -137,14 +151,9 @@ func BenchmarkGroupBroadcast(b *testing.B) {
 		g, _ := nodes[0].Group("big")
 		eventually(b, "1000 members", func() bool { return g.Len() == benchMembers })
 		before := nodes[0].Stats().Published
-		b.ResetTimer()
-		for i := range b.N {
-			if err := g.Broadcast(ctx, 0, payload(uint64(i)), netloop.Reliable); err != nil {
-				b.Fatal(err)
-			}
-			r.await(b, uint64(i))
-		}
-		b.StopTimer()
+		r.measure(b, func(ctx context.Context, data []byte) error {
+			return g.Broadcast(ctx, 0, data, netloop.Reliable)
+		})
 		b.ReportMetric(float64(nodes[0].Stats().Published-before)/float64(b.N), "nats-msgs/op")
 		r.report(b)
 	})
@@ -157,15 +166,9 @@ func BenchmarkGroupBroadcast(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		ctx := context.Background()
-		b.ResetTimer()
-		for i := range b.N {
-			if err := g.Broadcast(ctx, 0, payload(uint64(i)), netloop.Reliable); err != nil {
-				b.Fatal(err)
-			}
-			r.await(b, uint64(i))
-		}
-		b.StopTimer()
+		r.measure(b, func(ctx context.Context, data []byte) error {
+			return g.Broadcast(ctx, 0, data, netloop.Reliable)
+		})
 		b.ReportMetric(0, "nats-msgs/op")
 		r.report(b)
 	})
@@ -200,15 +203,13 @@ func BenchmarkPush(b *testing.B) {
 	pusher := startNode(b, url, "pusher", WithLogger(nil))
 	eventually(b, "1000 users", func() bool { return pusher.Stats().Users == benchMembers })
 	before := pusher.Stats().Published
-	b.ResetTimer()
-	for i := range b.N {
-		n, err := pusher.Push(ctx, users, 0, payload(uint64(i)), netloop.Reliable)
-		if err != nil || n != benchMembers {
-			b.Fatalf("Push = %d, %v", n, err)
+	r.measure(b, func(ctx context.Context, data []byte) error {
+		n, err := pusher.Push(ctx, users, 0, data, netloop.Reliable)
+		if err == nil && n != benchMembers {
+			err = fmt.Errorf("pushed to %d users, want %d", n, benchMembers)
 		}
-		r.await(b, uint64(i))
-	}
-	b.StopTimer()
+		return err
+	})
 	b.ReportMetric(float64(pusher.Stats().Published-before)/float64(b.N), "nats-msgs/op")
 	r.report(b)
 }
