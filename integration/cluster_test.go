@@ -98,6 +98,7 @@ func TestChatCluster(t *testing.T) {
 	}
 	down := time.Now()
 	awaitCluster(t, addrs[0], false)
+	t.Logf("n0 refuses new nicknames %v after NATS was killed", time.Since(down).Round(time.Millisecond))
 	alice.send(chatproto.Say{Room: lobby, Text: "local only"})
 	expectAll(chatproto.Said{Room: lobby, Nick: "alice", Text: "local only"}, alice, gina)
 	alice.send(chatproto.Tell{To: "bob", Text: "psst"})

@@ -104,8 +104,8 @@ func (c *Cluster) Collect(ch chan<- prometheus.Metric) {
 			connected = 1
 		}
 		rejoins := 0.0
-		if st.Reconnects > 0 {
-			rejoins = float64(st.Reconnects - 1)
+		if st.Joins > 0 {
+			rejoins = float64(st.Joins - 1)
 		}
 		metric("cluster_connected", prometheus.GaugeValue, connected)
 		metric("cluster_rejoins_total", prometheus.CounterValue, rejoins)

@@ -106,9 +106,10 @@ func (n *Node) Bind(ctx context.Context, s *session.Session, user string) error 
 	return nil
 }
 
-// kvError turns a directory error into ErrUnavailable when NATS is gone.
+// kvError turns the error of a cluster operation into ErrUnavailable when
+// NATS is gone, or went away during the operation.
 func (n *Node) kvError(what string, err error) error {
-	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
+	if !n.live.Load() || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoStreamResponse) {
 		n.refused.Add(1)
@@ -291,7 +292,7 @@ func (n *Node) onPush(m *nats.Msg) {
 	if len(peers) == 0 {
 		return
 	}
-	ctx, cancel := n.opCtx(*n.ctx.Load())
+	ctx, cancel := context.WithTimeout(*n.ctx.Load(), n.cfg.timeout)
 	defer cancel()
 	if err := n.srv.Host().Multicast(ctx, peers, p.ch, p.data, p.flag); err != nil {
 		n.log.Debug("push", zap.Error(err))

@@ -248,7 +248,7 @@ func (g *Group) onBroadcast(m *nats.Msg) {
 	if g.local.Len() == 0 {
 		return
 	}
-	ctx, cancel := n.opCtx(*n.ctx.Load())
+	ctx, cancel := context.WithTimeout(*n.ctx.Load(), n.cfg.timeout)
 	defer cancel()
 	if err := g.local.Broadcast(ctx, p.ch, p.data, p.flag); err != nil {
 		n.log.Debug("broadcast", zap.String("group", g.name), zap.Error(err))

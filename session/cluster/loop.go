@@ -218,7 +218,7 @@ func (n *Node) join(ctx context.Context) (*watchers, error) {
 		w.stop()
 		return nil, err
 	}
-	if n.reconnects.Add(1) > 1 {
+	if n.joins.Add(1) > 1 {
 		n.log.Info("rejoined")
 	} else {
 		n.log.Info("joined")

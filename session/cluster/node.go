@@ -106,7 +106,7 @@ type Observer interface {
 // (pushes, broadcasts, requests and replies), not the key-value directory's.
 type Stats struct {
 	Connected  bool   // joined: connected to NATS and the directory is in sync
-	Reconnects uint64 // times the node rejoined after losing NATS
+	Joins      uint64 // times the node joined: 1, plus 1 per rejoin after losing NATS
 	Nodes      int    // live nodes, this one included
 	Users      int    // user bindings in the directory, on live nodes
 	Local      int    // bindings of this node's sessions
@@ -286,11 +286,14 @@ type Node struct {
 	nc   atomic.Pointer[nats.Conn]
 	kv   atomic.Pointer[buckets] // nil until joined
 	live atomic.Bool             // joined and in sync
-	gen  atomic.Uint64           // incremented on every NATS disconnect and reconnect
+	gen  atomic.Uint64           // incremented on every NATS disconnect and broken watch
 	wake chan struct{}           // NATS state changed or work queued; capacity 1
 	ctx  atomic.Pointer[context.Context]
+	// life is done when the NATS connection is lost; endLife ends it.
+	life    atomic.Pointer[context.Context]
+	endLife atomic.Pointer[context.CancelFunc]
 
-	published, received, malformed, lost, refused, kicked, reconnects atomic.Uint64
+	published, received, malformed, lost, refused, kicked, joins atomic.Uint64
 
 	mu      sync.Mutex
 	nodes   map[string]*nodeState             // replica: live nodes
@@ -357,7 +360,7 @@ func New(srv *session.Server, opts ...Option) (*Node, error) {
 	if c.addr == "" {
 		c.addr = srv.Host().Addr().String()
 	}
-	return &Node{
+	n := &Node{
 		cfg:      c,
 		srv:      srv,
 		log:      c.log.Named("cluster").With(zap.String("node", c.id)),
@@ -368,7 +371,9 @@ func New(srv *session.Server, opts ...Option) (*Node, error) {
 		members:  make(map[string]map[string]memberEntry),
 		local:    make(map[string]*binding),
 		groups:   make(map[string]*Group),
-	}, nil
+	}
+	n.newLife()
+	return n, nil
 }
 
 // ID returns the node's id.
@@ -415,7 +420,7 @@ func (n *Node) Stats() Stats {
 	}
 	n.mu.Unlock()
 	return Stats{
-		Connected: n.live.Load(), Reconnects: n.reconnects.Load(),
+		Connected: n.live.Load(), Joins: n.joins.Load(),
 		Nodes: nodes, Users: users, Local: local,
 		Published: n.published.Load(), Received: n.received.Load(), Malformed: n.malformed.Load(),
 		Lost: n.lost.Load(), Refused: n.refused.Load(), Kicked: n.kicked.Load(),
@@ -459,9 +464,32 @@ func (n *Node) conn() *nats.Conn {
 	return nc
 }
 
-// opCtx bounds a directory operation.
+// opCtx bounds a cluster operation by the node's timeout, and ends it
+// when the NATS connection is lost.
 func (n *Node) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, n.cfg.timeout)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.timeout)
+	ctx, stop := n.connected(ctx)
+	return ctx, func() { stop(); cancel() }
+}
+
+// connected returns a context that is cancelled when the NATS connection
+// is lost: an operation in flight then fails at once rather than at its
+// timeout.
+func (n *Node) connected(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(*n.life.Load(), cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// newLife ends the operations of the connection that was lost and starts
+// a new life for those of the next.
+func (n *Node) newLife() {
+	ctx, cancel := context.WithCancel(context.Background())
+	old := n.endLife.Swap(&cancel)
+	n.life.Store(&ctx)
+	if old != nil {
+		(*old)()
+	}
 }
 
 // Run joins the cluster and runs the session server until ctx is
@@ -490,8 +518,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		nats.PingInterval(n.cfg.ttl / 2),
 		nats.MaxPingsOutstanding(2),
 		nats.Timeout(n.cfg.timeout),
-		nats.DisconnectErrHandler(func(*nats.Conn, error) { n.gen.Add(1); n.live.Store(false); n.signal() }),
-		nats.ReconnectHandler(func(*nats.Conn) { n.gen.Add(1); n.signal() }),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { n.gen.Add(1); n.live.Store(false); n.newLife(); n.signal() }),
+		nats.ReconnectHandler(func(*nats.Conn) { n.signal() }),
 		nats.ConnectHandler(func(*nats.Conn) { n.signal() }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			n.log.Warn("nats", zap.Error(err))

@@ -56,7 +56,7 @@ func (n *Node) Handle(name string, svc Service) {
 func (n *Node) serveRequest(name string, svc Service) nats.MsgHandler {
 	return func(m *nats.Msg) {
 		n.received.Add(1)
-		ctx, cancel := n.opCtx(*n.ctx.Load())
+		ctx, cancel := context.WithTimeout(*n.ctx.Load(), n.cfg.timeout)
 		defer cancel()
 		resp, err := svc(ctx, m.Data)
 		r := nats.NewMsg(m.Reply)
@@ -101,6 +101,8 @@ func (n *Node) Request(ctx context.Context, name, node string, req []byte) (resp
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.timeout)
 		defer cancel()
 	}
+	ctx, cancel := n.connected(ctx)
+	defer cancel()
 	start := time.Now()
 	defer func() {
 		if n.cfg.obs != nil {
@@ -114,6 +116,8 @@ func (n *Node) Request(ctx context.Context, name, node string, req []byte) (resp
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, fmt.Errorf("%w: %s (node %q)", ErrNoService, name, node)
+	case !n.live.Load():
+		return nil, n.kvError("request "+name, err)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s: %w", ErrTimeout, name, err)
 	case err != nil:
