@@ -105,11 +105,11 @@ type Observer interface {
 // Stats are a node's counters. NATS messages count the node's own traffic
 // (pushes, broadcasts, requests and replies), not the key-value directory's.
 type Stats struct {
-	Connected  bool   // joined: connected to NATS and the directory is in sync
-	Joins      uint64 // times the node joined: 1, plus 1 per rejoin after losing NATS
-	Nodes      int    // live nodes, this one included
-	Users      int    // user bindings in the directory, on live nodes
-	Local      int    // bindings of this node's sessions
+	Connected bool   // joined: connected to NATS and the directory is in sync
+	Joins     uint64 // times the node joined: 1, plus 1 per rejoin after losing NATS
+	Nodes     int    // live nodes, this one included
+	Users     int    // user bindings in the directory, on live nodes
+	Local     int    // bindings of this node's sessions
 
 	Published uint64 // NATS messages published
 	Received  uint64 // NATS messages received
