@@ -155,13 +155,13 @@ func (n *Node) displace(ctx context.Context, bd *binding) {
 	if n.local[user] == bd {
 		delete(n.local, user)
 	}
-	groups := n.leaveGroupsLocked(user, bd)
+	keys := n.leaveGroupsLocked(user, bd)
 	n.mu.Unlock()
 	if bd.stop != nil {
 		bd.stop()
 	}
 	bd.s.Delete(bindKey{n})
-	n.deleteMembers(ctx, user, groups)
+	_ = n.deleteMembers(ctx, keys) // unavailable: reconcile removes them on rejoin
 	if bd.s.Err() == nil {
 		n.kicked.Add(1)
 		n.log.Info("kicked: logged in elsewhere", zap.String("user", user), zap.Stringer("session", bd.s))
@@ -186,7 +186,7 @@ func (n *Node) unbindEnded(ctx context.Context) {
 	type del struct {
 		user   string
 		rev    uint64
-		groups []string
+		groups []purgeKey
 	}
 	var dels []del
 	for _, e := range list {
@@ -210,7 +210,7 @@ func (n *Node) unbindEnded(ctx context.Context) {
 	octx, cancel := n.opCtx(context.WithoutCancel(ctx))
 	defer cancel()
 	for _, d := range dels {
-		n.deleteMembers(octx, d.user, d.groups)
+		_ = n.deleteMembers(octx, d.groups) // unavailable: reconcile removes them on rejoin
 		if d.rev == 0 {
 			continue
 		}

@@ -146,13 +146,24 @@ func TestLoginKicksOlderSession(t *testing.T) {
 	eventually(t, "b sees alice", func() bool { n, _ := b.Where("alice"); return n == "a" })
 
 	_, sB := b.login(t, "alice")
+	// The new session joins the room at once: a's cleanup of the older
+	// membership must not remove the new one.
+	roomB, _ := b.Group("room")
+	if err := roomB.Join(ctx, sB); err != nil {
+		t.Fatal(err)
+	}
 	netlooptest.Expect(t, cliA, netloop.Disconnect) // kicked on a
 	<-sA.Context().Done()
 	eventually(t, "a sees alice on b", func() bool { n, _ := a.Where("alice"); return n == "b" })
-	if k := a.Stats().Kicked; k != 1 {
-		t.Fatalf("a kicked %d sessions, want 1", k)
+	eventually(t, "a kicked alice", func() bool { return a.Stats().Kicked == 1 })
+	want := []Member{{User: "alice", Node: "b"}}
+	eventually(t, "alice in the room on b", func() bool {
+		return slices.Equal(room.Members(), want) && slices.Equal(roomB.Members(), want)
+	})
+	if err := roomB.Leave(ctx, sB); err != nil {
+		t.Fatal(err)
 	}
-	eventually(t, "alice left the room", func() bool { return room.Len() == 0 })
+	eventually(t, "alice left the room", func() bool { return room.Len() == 0 && roomB.Len() == 0 })
 	if u, ok := b.User(sB); !ok || u != "alice" {
 		t.Fatalf("User = %q, %v", u, ok)
 	}
@@ -307,7 +318,9 @@ func TestRequests(t *testing.T) {
 	_, url := startNATS(t, 0)
 	type sum struct{ A, B int }
 	type total struct{ N int }
+	release := make(chan struct{})
 	a := startNodeSetup(t, url, "a", func(n *Node) {
+		n.Handle("slow", func(context.Context, []byte) ([]byte, error) { <-release; return nil, nil })
 		n.Handle("whoami", func(context.Context, []byte) ([]byte, error) { return []byte("a"), nil })
 	})
 	startNodeSetup(t, url, "b", func(n *Node) {
@@ -353,5 +366,15 @@ func TestRequests(t *testing.T) {
 	_, err = a.Request(ctx, "add", "b", []byte("not json"))
 	if !errors.Is(err, ErrRemote) {
 		t.Fatalf("bad request: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err = a.Request(short, "slow", "", nil)
+	close(release)
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("slow service: %v, want ErrTimeout", err)
+	}
+	if _, err := a.Request(ctx, "bad\nname", "", nil); !errors.Is(err, ErrBadName) {
+		t.Fatalf("bad service name: %v", err)
 	}
 }

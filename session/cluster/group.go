@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/enetkit/enetkit/netloop"
@@ -85,11 +87,17 @@ func (g *Group) Join(ctx context.Context, s *session.Session) error {
 	}
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
-	if _, err := b.groups.Put(ctx, memberKey(g.name, user), []byte(n.cfg.id)); err != nil {
+	rev, err := b.groups.Put(ctx, memberKey(g.name, user), []byte(n.cfg.id))
+	if err != nil {
 		// The local membership stays; the node puts it in the directory
 		// when it rejoins.
 		return n.kvError("join "+g.name, err)
 	}
+	n.mu.Lock()
+	if m, ok := n.members[g.name][user]; ok && m.node == n.cfg.id && m.rev < rev {
+		n.members[g.name][user] = memberEntry{node: n.cfg.id, rev: rev}
+	}
+	n.mu.Unlock()
 	return nil
 }
 
@@ -107,24 +115,25 @@ func (g *Group) Leave(ctx context.Context, s *session.Session) error {
 		n.mu.Unlock()
 		return nil
 	}
-	var groups []string
 	if bd := n.local[user]; bd != nil {
 		delete(bd.groups, g.name)
 	}
-	g.removeLocked(user)
-	groups = append(groups, g.name)
+	key := g.removeLocked(user)
 	n.mu.Unlock()
-	return n.deleteMembers(ctx, user, groups)
+	return n.deleteMembers(ctx, []purgeKey{key})
 }
 
-// removeLocked removes a local member; n.mu is held.
-func (g *Group) removeLocked(user string) {
+// removeLocked removes a local member and returns its key in the
+// directory, with the revision this node put if it knows it; n.mu is held.
+func (g *Group) removeLocked(user string) purgeKey {
 	s := g.users[user]
 	delete(g.users, user)
 	if s != nil {
 		g.local.Remove(s)
 	}
+	key := purgeKey{member: memberKey(g.name, user)}
 	if ms := g.n.members[g.name]; ms != nil && ms[user].node == g.n.cfg.id {
+		key.rev = ms[user].rev
 		delete(ms, user)
 		if len(ms) == 0 {
 			delete(g.n.members, g.name)
@@ -134,39 +143,47 @@ func (g *Group) removeLocked(user string) {
 		_ = g.sub.Unsubscribe() // fails only on a closed connection
 		g.sub = nil
 	}
+	return key
 }
 
 // leaveGroupsLocked takes user out of the groups of binding bd locally and
-// returns their names; n.mu is held.
-func (n *Node) leaveGroupsLocked(user string, bd *binding) []string {
-	var out []string
+// returns their keys in the directory; n.mu is held.
+func (n *Node) leaveGroupsLocked(user string, bd *binding) []purgeKey {
+	var out []purgeKey
 	for name := range bd.groups {
 		if g := n.groups[name]; g != nil && g.users[user] == bd.s {
-			g.removeLocked(user)
-			out = append(out, name)
+			out = append(out, g.removeLocked(user))
 		}
 	}
 	clear(bd.groups)
 	return out
 }
 
-// deleteMembers removes user's memberships of groups from the directory.
-func (n *Node) deleteMembers(ctx context.Context, user string, groups []string) error {
-	if len(groups) == 0 {
+// deleteMembers removes memberships from the directory. A key with a
+// revision is removed only if nobody changed it since (the user may have
+// logged in and joined again on another node).
+func (n *Node) deleteMembers(ctx context.Context, keys []purgeKey) error {
+	if len(keys) == 0 {
 		return nil
 	}
 	b := n.kv.Load()
 	if n.conn() == nil || b == nil {
-		return n.unavailable("leave groups")
+		return n.unavailable("leave groups") // reconcile removes them on rejoin
 	}
 	ctx, cancel := n.opCtx(context.WithoutCancel(ctx))
 	defer cancel()
-	for _, name := range groups {
-		if err := b.groups.Delete(ctx, memberKey(name, user)); err != nil {
-			return n.kvError("leave "+name, err)
+	var first error
+	for _, k := range keys {
+		var opts []jetstream.KVDeleteOpt
+		if k.rev != 0 {
+			opts = append(opts, jetstream.LastRevision(k.rev))
+		}
+		err := b.groups.Delete(ctx, k.member, opts...)
+		if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && first == nil {
+			first = n.kvError("leave group", err)
 		}
 	}
-	return nil
+	return first
 }
 
 // subscribeLocked subscribes the group's subject; n.mu is held.
