@@ -298,6 +298,11 @@ func TestGroupAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "4 members on a", func() bool { return ga.Len() == 4 })
+	eventually(t, "c forgets the group", func() bool {
+		last.mu.Lock()
+		defer last.mu.Unlock()
+		return len(last.groups) == 0
+	})
 	if _, err := nodes[0].Group(""); !errors.Is(err, ErrBadName) {
 		t.Fatalf("Group(\"\"): %v", err)
 	}

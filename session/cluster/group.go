@@ -15,16 +15,20 @@ import (
 )
 
 // Group is a named set of users whose sessions may be on any node, such
-// as a room. Every node that names the same group shares it. Its methods
-// are safe for concurrent use.
+// as a room. Every node that names the same group shares it. A Group is a
+// handle: it holds no state of its own, and a node keeps a group's state
+// only while it has members there, so any number of group names costs
+// nothing once they are empty. Its methods are safe for concurrent use.
 type Group struct {
-	n     *Node
-	name  string
-	local *session.Group // this node's members' sessions
+	n    *Node
+	name string
+}
 
-	// guarded by n.mu
-	users map[string]*session.Session // this node's members
-	sub   *nats.Subscription          // the group's subject, while it has local members
+// groupState is a group's state on a node that has members in it.
+type groupState struct {
+	local *session.Group              // this node's members' sessions
+	users map[string]*session.Session // this node's members, by user
+	sub   *nats.Subscription          // the group's subject
 }
 
 // Member is a member of a group.
@@ -33,20 +37,23 @@ type Member struct {
 	Node string
 }
 
-// Group returns the group called name, creating this node's handle of it
-// if need be. It fails only with ErrBadName.
+// Group returns a handle of the group called name. It fails only with
+// ErrBadName.
 func (n *Node) Group(name string) (*Group, error) {
 	if err := checkName("group", name); err != nil {
 		return nil, err
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	g := n.groups[name]
-	if g == nil {
-		g = &Group{n: n, name: name, local: n.srv.NewGroup(), users: make(map[string]*session.Session)}
-		n.groups[name] = g
+	return &Group{n: n, name: name}, nil
+}
+
+// local returns this node's members' sessions of the group, nil if none.
+func (g *Group) local() *session.Group {
+	g.n.mu.Lock()
+	defer g.n.mu.Unlock()
+	if st := g.n.groups[g.name]; st != nil {
+		return st.local
 	}
-	return g, nil
+	return nil
 }
 
 // Name returns the group's name.
@@ -67,24 +74,36 @@ func (g *Group) Join(ctx context.Context, s *session.Session) error {
 	if n.conn() == nil || b == nil {
 		return n.unavailable("join " + g.name)
 	}
-	if err := g.local.Add(s); err != nil {
+	if err := s.Err(); err != nil {
 		return err
 	}
 	n.mu.Lock()
 	bd := n.local[user]
 	if bd == nil || bd.s != s {
 		n.mu.Unlock()
-		g.local.Remove(s)
 		return fmt.Errorf("%w: join %s", ErrNotBound, g.name)
 	}
-	bd.groups[g.name] = true
-	g.users[user] = s
-	addMember(n.members, g.name, user, memberEntry{node: n.cfg.id})
-	err := g.subscribeLocked()
-	n.mu.Unlock()
-	if err != nil {
+	st := n.groups[g.name]
+	if st == nil {
+		// Subscribe before the membership is announced: a broadcast sent
+		// after this Join returns reaches s.
+		sub, err := n.nc.Load().Subscribe(n.groupSubject(g.name), g.onBroadcast)
+		if err != nil {
+			n.mu.Unlock()
+			return fmt.Errorf("cluster: subscribe %s: %w", g.name, err)
+		}
+		st = &groupState{local: n.srv.NewGroup(), users: make(map[string]*session.Session), sub: sub}
+		n.groups[g.name] = st
+	}
+	if err := st.local.Add(s); err != nil {
+		g.dropIfEmptyLocked(st)
+		n.mu.Unlock()
 		return err
 	}
+	bd.groups[g.name] = true
+	st.users[user] = s
+	addMember(n.members, g.name, user, memberEntry{node: n.cfg.id})
+	n.mu.Unlock()
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
 	rev, err := b.groups.Put(ctx, memberKey(g.name, user), []byte(n.cfg.id))
@@ -111,7 +130,7 @@ func (g *Group) Leave(ctx context.Context, s *session.Session) error {
 		return fmt.Errorf("%w: leave %s", ErrNotBound, g.name)
 	}
 	n.mu.Lock()
-	if g.users[user] != s {
+	if st := n.groups[g.name]; st == nil || st.users[user] != s {
 		n.mu.Unlock()
 		return nil
 	}
@@ -126,10 +145,12 @@ func (g *Group) Leave(ctx context.Context, s *session.Session) error {
 // removeLocked removes a local member and returns its key in the
 // directory, with the revision this node put if it knows it; n.mu is held.
 func (g *Group) removeLocked(user string) purgeKey {
-	s := g.users[user]
-	delete(g.users, user)
-	if s != nil {
-		g.local.Remove(s)
+	if st := g.n.groups[g.name]; st != nil {
+		if s := st.users[user]; s != nil {
+			delete(st.users, user)
+			st.local.Remove(s)
+		}
+		g.dropIfEmptyLocked(st)
 	}
 	key := purgeKey{member: memberKey(g.name, user)}
 	if ms := g.n.members[g.name]; ms != nil && ms[user].node == g.n.cfg.id {
@@ -139,11 +160,17 @@ func (g *Group) removeLocked(user string) purgeKey {
 			delete(g.n.members, g.name)
 		}
 	}
-	if len(g.users) == 0 && g.sub != nil {
-		_ = g.sub.Unsubscribe() // fails only on a closed connection
-		g.sub = nil
-	}
 	return key
+}
+
+// dropIfEmptyLocked forgets the group's state once it has no local
+// members; n.mu is held.
+func (g *Group) dropIfEmptyLocked(st *groupState) {
+	if len(st.users) > 0 || g.n.groups[g.name] != st {
+		return
+	}
+	_ = st.sub.Unsubscribe() // fails only on a closed connection, which ends it too
+	delete(g.n.groups, g.name)
 }
 
 // leaveGroupsLocked takes user out of the groups of binding bd locally and
@@ -151,7 +178,8 @@ func (g *Group) removeLocked(user string) purgeKey {
 func (n *Node) leaveGroupsLocked(user string, bd *binding) []purgeKey {
 	var out []purgeKey
 	for name := range bd.groups {
-		if g := n.groups[name]; g != nil && g.users[user] == bd.s {
+		if st := n.groups[name]; st != nil && st.users[user] == bd.s {
+			g := &Group{n: n, name: name}
 			out = append(out, g.removeLocked(user))
 		}
 	}
@@ -186,19 +214,6 @@ func (n *Node) deleteMembers(ctx context.Context, keys []purgeKey) error {
 	return first
 }
 
-// subscribeLocked subscribes the group's subject; n.mu is held.
-func (g *Group) subscribeLocked() error {
-	if g.sub != nil {
-		return nil
-	}
-	sub, err := g.n.nc.Load().Subscribe(g.n.groupSubject(g.name), g.onBroadcast)
-	if err != nil {
-		return fmt.Errorf("cluster: subscribe %s: %w", g.name, err)
-	}
-	g.sub = sub
-	return nil
-}
-
 // Broadcast sends data to every member of the group, on every node: one
 // ENet packet shared by this node's members (Group.Broadcast of package
 // session, one Host.Multicast), and one NATS publish in all, which each
@@ -213,10 +228,8 @@ func (g *Group) Broadcast(ctx context.Context, ch uint8, data []byte, flag netlo
 	if len(data) == 0 {
 		return fmt.Errorf("cluster: broadcast: %w", netloop.ErrEmpty)
 	}
-	if g.local.Len() > 0 {
-		if err := g.local.Broadcast(ctx, ch, data, flag); err != nil {
-			return fmt.Errorf("cluster: broadcast %s: %w", g.name, err)
-		}
+	if err := g.BroadcastLocal(ctx, ch, data, flag); err != nil {
+		return err
 	}
 	// The publish goes out whether or not this node knows of remote
 	// members yet: NATS knows who subscribes, and a node subscribes
@@ -262,12 +275,9 @@ func (g *Group) onBroadcast(m *nats.Msg) {
 		n.malformed.Add(1)
 		return
 	}
-	if g.local.Len() == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(*n.ctx.Load(), n.cfg.timeout)
 	defer cancel()
-	if err := g.local.Broadcast(ctx, p.ch, p.data, p.flag); err != nil {
+	if err := g.BroadcastLocal(ctx, p.ch, p.data, p.flag); err != nil {
 		n.log.Debug("broadcast", zap.String("group", g.name), zap.Error(err))
 	}
 }
@@ -303,17 +313,23 @@ func (g *Group) Len() int {
 }
 
 // Local returns this node's members' sessions.
-func (g *Group) Local() []*session.Session { return g.local.Sessions() }
+func (g *Group) Local() []*session.Session {
+	if l := g.local(); l != nil {
+		return l.Sessions()
+	}
+	return nil
+}
 
 // BroadcastLocal sends data to this node's members only, with one ENet
 // packet they share: for news that every node learns by itself, such as
 // the members a dead node lost (NodeEvent.Lost). data must not be
 // modified afterwards.
 func (g *Group) BroadcastLocal(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
-	if g.local.Len() == 0 {
+	l := g.local()
+	if l == nil || l.Len() == 0 {
 		return nil
 	}
-	if err := g.local.Broadcast(ctx, ch, data, flag); err != nil {
+	if err := l.Broadcast(ctx, ch, data, flag); err != nil {
 		return fmt.Errorf("cluster: broadcast %s: %w", g.name, err)
 	}
 	return nil

@@ -266,8 +266,8 @@ func (n *Node) reconcile(ctx context.Context, b *buckets) error {
 			}
 		}
 	}
-	for name, g := range n.groups {
-		for u := range g.users {
+	for name, st := range n.groups {
+		for u := range st.users {
 			if n.members[name][u].node != n.cfg.id {
 				missingMembers = append(missingMembers, [2]string{name, u})
 			}

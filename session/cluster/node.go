@@ -300,7 +300,7 @@ type Node struct {
 	users   map[string]userEntry              // replica: user -> binding
 	members map[string]map[string]memberEntry // replica: group -> user -> membership
 	local   map[string]*binding               // this node's bindings, by user
-	groups  map[string]*Group                 // this node's groups, by name
+	groups  map[string]*groupState            // this node's groups, by name
 	ended   []ended                           // sessions ended, to unbind by the loop
 	events  []NodeEvent                       // to hand to the watch, outside mu
 }
@@ -370,7 +370,7 @@ func New(srv *session.Server, opts ...Option) (*Node, error) {
 		users:    make(map[string]userEntry),
 		members:  make(map[string]map[string]memberEntry),
 		local:    make(map[string]*binding),
-		groups:   make(map[string]*Group),
+		groups:   make(map[string]*groupState),
 	}
 	n.newLife()
 	return n, nil
