@@ -101,7 +101,15 @@ func (n *Node) Bind(ctx context.Context, s *session.Session, user string) error 
 	if old != nil && old.s != s {
 		n.displace(ctx, old)
 	}
-	bd.stop = context.AfterFunc(s.Context(), func() { n.sessionEnded(user, s) })
+	// After bd is in the table: an end seen at once must find it there.
+	stop := context.AfterFunc(s.Context(), func() { n.sessionEnded(user, s) })
+	n.mu.Lock()
+	if bd.gone {
+		stop()
+	} else {
+		bd.stop = stop
+	}
+	n.mu.Unlock()
 	n.log.Debug("bound", zap.String("user", user), zap.Stringer("session", s))
 	return nil
 }
@@ -156,9 +164,10 @@ func (n *Node) displace(ctx context.Context, bd *binding) {
 		delete(n.local, user)
 	}
 	keys := n.leaveGroupsLocked(user, bd)
+	stop := bd.stop
 	n.mu.Unlock()
-	if bd.stop != nil {
-		bd.stop()
+	if stop != nil {
+		stop()
 	}
 	bd.s.Delete(bindKey{n})
 	_ = n.deleteMembers(ctx, keys) // unavailable: reconcile removes them on rejoin

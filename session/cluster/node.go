@@ -322,7 +322,7 @@ type binding struct {
 	s      *session.Session
 	rev    uint64          // the key's revision; 0 if not in the directory yet
 	groups map[string]bool // the groups it is in
-	stop   func() bool     // stops the end watch
+	stop   func() bool     // stops the end watch; guarded by n.mu
 	gone   bool            // unbound: ended or displaced; guarded by n.mu
 }
 
