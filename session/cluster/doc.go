@@ -56,7 +56,8 @@
 // (netloop.Host.Multicast). A group broadcast costs one NATS publish in
 // all, and one shared ENet packet per node with members (session.Group).
 // A node subscribes to a group's subject while it has members there, so
-// NATS delivers a broadcast only to those nodes. Stats counts the NATS
+// NATS delivers a broadcast only to those nodes; it keeps a group's state
+// only while it has members in it, so group names cost nothing once empty. Stats counts the NATS
 // messages a node publishes and receives.
 //
 // # Logins
@@ -83,7 +84,8 @@
 // entry: the others see it leave at once, with nothing Lost.
 //
 // NATS becomes unreachable: the node keeps serving its own sessions. Bind,
-// Group.Join and Request fail at once with ErrUnavailable; Push and
+// Group.Join and Request fail at once with ErrUnavailable (those in flight
+// when the connection drops fail then, not at their timeout); Push and
 // Broadcast reach local recipients and return ErrUnavailable for the rest.
 // Stats counts them: Refused (calls refused) and Lost (NATS messages of
 // pushes and broadcasts not sent). Nothing is queued for later: a game

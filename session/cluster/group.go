@@ -143,7 +143,10 @@ func (g *Group) Leave(ctx context.Context, s *session.Session) error {
 }
 
 // removeLocked removes a local member and returns its key in the
-// directory, with the revision this node put if it knows it; n.mu is held.
+// directory, with the revision this node put if it knows it, for the
+// caller to delete. The key is empty if the directory holds no membership
+// of this node (another node's, once the user moved there, is not ours
+// to delete); n.mu is held.
 func (g *Group) removeLocked(user string) purgeKey {
 	if st := g.n.groups[g.name]; st != nil {
 		if s := st.users[user]; s != nil {
@@ -152,9 +155,9 @@ func (g *Group) removeLocked(user string) purgeKey {
 		}
 		g.dropIfEmptyLocked(st)
 	}
-	key := purgeKey{member: memberKey(g.name, user)}
+	var key purgeKey
 	if ms := g.n.members[g.name]; ms != nil && ms[user].node == g.n.cfg.id {
-		key.rev = ms[user].rev
+		key = purgeKey{member: memberKey(g.name, user), rev: ms[user].rev}
 		delete(ms, user)
 		if len(ms) == 0 {
 			delete(g.n.members, g.name)
@@ -191,6 +194,7 @@ func (n *Node) leaveGroupsLocked(user string, bd *binding) []purgeKey {
 // revision is removed only if nobody changed it since (the user may have
 // logged in and joined again on another node).
 func (n *Node) deleteMembers(ctx context.Context, keys []purgeKey) error {
+	keys = slices.DeleteFunc(keys, func(k purgeKey) bool { return k.member == "" })
 	if len(keys) == 0 {
 		return nil
 	}
