@@ -249,6 +249,8 @@ func (b *bot) show(m chatproto.Message) {
 		} else {
 			fmt.Printf("[%s] * %s joined\n", m.Room, m.Nick)
 		}
+	case chatproto.Told:
+		fmt.Printf("[private] %s: %s\n", m.From, m.Text)
 	case chatproto.Left:
 		if m.Nick == b.nick {
 			fmt.Printf("left %s\n", m.Room)

@@ -19,7 +19,8 @@
 // Say sends text to a room the client is in; the server broadcasts it as
 // Said to the whole room, the sender included. Leave leaves a room: the
 // server tells the room and the leaver with Left. When a client
-// disconnects, the server tells each of its rooms with Left.
+// disconnects, the server tells each of its rooms with Left. Tell sends a
+// private message, which its receiver gets as Told.
 //
 // Requests of one client are handled in the order it sent them, and the
 // messages of a room reach every member in the same order.
@@ -62,6 +63,10 @@ const (
 	TypeLeft
 	// TypeError: server to client, Error.
 	TypeError
+	// TypeTell: client to server, Tell.
+	TypeTell
+	// TypeTold: server to client, Told.
+	TypeTold
 )
 
 // Limits of names and text, in bytes.
@@ -103,6 +108,18 @@ type Leave struct {
 // Say sends Text to Room, which the client must have joined.
 type Say struct {
 	Room string `json:"room"`
+	Text string `json:"text"`
+}
+
+// Tell sends Text to the client named To alone, wherever it is connected.
+type Tell struct {
+	To   string `json:"to"`
+	Text string `json:"text"`
+}
+
+// Told is a private message from the client named From.
+type Told struct {
+	From string `json:"from"`
 	Text string `json:"text"`
 }
 
@@ -149,6 +166,11 @@ const (
 	CodeTooManyRooms Code = "too_many_rooms"
 	// CodeBadText: the text of a Say is empty, too long or has control characters.
 	CodeBadText Code = "bad_text"
+	// CodeNoSuchNick: a Tell to a nickname nobody has.
+	CodeNoSuchNick Code = "no_such_nick"
+	// CodeUnavailable: a clustered server cannot reach its cluster just
+	// now, so it cannot check a nickname or join a room; try again later.
+	CodeUnavailable Code = "unavailable"
 )
 
 // Error is the server's answer to a request it refused. Text is for people.
@@ -180,6 +202,12 @@ func (Left) Type() uint32 { return TypeLeft }
 
 // Type returns TypeError.
 func (Error) Type() uint32 { return TypeError }
+
+// Type returns TypeTell.
+func (Tell) Type() uint32 { return TypeTell }
+
+// Type returns TypeTold.
+func (Told) Type() uint32 { return TypeTold }
 
 // Errors of Decode and of the Check functions. Check them with errors.Is.
 var (
@@ -218,6 +246,10 @@ func Decode(b []byte) (Message, error) {
 		return decode[Left](payload)
 	case TypeError:
 		return decode[Error](payload)
+	case TypeTell:
+		return decode[Tell](payload)
+	case TypeTold:
+		return decode[Told](payload)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnknownType, typ)
 }

@@ -14,6 +14,23 @@
 // last member leaves; each keeps its last few messages for newcomers. A
 // client sends at most 20 messages a second (bursts of 40); the server drops
 // the rest.
+//
+// # Cluster
+//
+// With -nats URL the server joins a cluster of chat servers through that
+// NATS server (JetStream enabled); with -nats-listen ADDR it starts an
+// embedded NATS server listening on ADDR and joins through it, so that
+// other servers can join with -nats nats://ADDR. Then nicknames are unique
+// across the cluster and rooms span its servers: a client sees what is
+// said in its room on every server, and who joins and leaves, including
+// the clients of a server that died (within -ttl). A room's history is
+// kept by each server for its own newcomers. While NATS is unreachable the
+// server goes on serving its own clients (their rooms reach local members
+// only) and refuses new nicknames and joins with CodeUnavailable; it
+// rejoins by itself. See package session/cluster.
+//
+//	go run ./examples/chat/server -addr 127.0.0.1:6790 -nats-listen 127.0.0.1:4222
+//	go run ./examples/chat/server -addr 127.0.0.1:6791 -nats nats://127.0.0.1:4222
 package main
 
 import (
@@ -25,6 +42,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -35,6 +53,7 @@ import (
 	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/session"
+	"github.com/enetkit/enetkit/session/cluster"
 )
 
 // historySize is how many of a room's last messages a newcomer receives.
@@ -45,19 +64,31 @@ func main() {
 	peers := flag.Int("peers", 1024, "most clients connected at once")
 	verbose := flag.Bool("v", false, "log at debug level: every message")
 	metricsAddr := flag.String("metrics", "", "serve Prometheus metrics at http://`addr`/metrics (e.g. 127.0.0.1:9101)")
+	var cc clusterConfig
+	flag.StringVar(&cc.url, "nats", "", "join a cluster through the NATS server at `URL` (e.g. nats://127.0.0.1:4222)")
+	flag.StringVar(&cc.listen, "nats-listen", "", "start an embedded NATS server listening on `addr` and join a cluster through it")
+	flag.StringVar(&cc.id, "node", "", "the node's `id` in the cluster (default: random)")
+	flag.DurationVar(&cc.ttl, "ttl", 6*time.Second, "how soon the cluster drops a dead node")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // a second signal kills at once
 
-	if err := run(ctx, *addr, *peers, *verbose, *metricsAddr); err != nil {
+	if err := run(ctx, *addr, *peers, *verbose, *metricsAddr, cc); err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr string) error {
+// clusterConfig is the cluster flags; with neither url nor listen the
+// server runs alone.
+type clusterConfig struct {
+	url, listen, id string
+	ttl             time.Duration
+}
+
+func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr string, cc clusterConfig) error {
 	cfg := zap.NewDevelopmentConfig()
 	if !verbose {
 		cfg.Level.SetLevel(zap.InfoLevel)
@@ -85,6 +116,28 @@ func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr 
 	c := newChat(log, m)
 	srv := session.New(host, c, session.WithLogger(log), session.WithObserver(m))
 	c.srv = srv // before Run: groups are made on the sessions' goroutines
+	runSessions := srv.Run
+	if cc.url != "" || cc.listen != "" {
+		cm, err := metrics.NewCluster(registerer(reg))
+		if err != nil {
+			return err
+		}
+		opts := []cluster.Option{cluster.WithLogger(log), cluster.WithLoginPolicy(cluster.Refuse),
+			cluster.WithCapacity(peers), cluster.WithTTL(cc.ttl), cluster.WithWatch(c.nodeEvent), cluster.WithObserver(cm)}
+		if cc.url != "" {
+			opts = append(opts, cluster.WithURL(cc.url))
+		} else {
+			opts = append(opts, cluster.WithServer(cc.listen))
+		}
+		if cc.id != "" {
+			opts = append(opts, cluster.WithID(cc.id))
+		}
+		if c.node, err = cluster.New(srv, opts...); err != nil {
+			return err
+		}
+		cm.SetNode(c.node)
+		runSessions = c.node.Run // runs srv too
+	}
 
 	// New has bound the socket: clients can connect from now on.
 	fmt.Println("listening on", host.Addr())
@@ -92,7 +145,7 @@ func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr 
 	if reg != nil {
 		g.Go(func() error { return metrics.Serve(ctx, metricsAddr, reg) })
 	}
-	g.Go(func() error { return srv.Run(ctx) })
+	g.Go(func() error { return runSessions(ctx) })
 	err = g.Wait()
 	log.Info("stopped", zap.Error(err))
 	return err
@@ -109,9 +162,10 @@ func registerer(reg *prometheus.Registry) prometheus.Registerer {
 // chat is the server's state: nicknames and rooms. Its handlers run in the
 // sessions' goroutines.
 type chat struct {
-	log *zap.Logger
-	mux *dispatch.Mux
-	srv *session.Server
+	log  *zap.Logger
+	mux  *dispatch.Mux
+	srv  *session.Server
+	node *cluster.Node // nil when the server runs alone
 
 	// mu guards nicks, rooms and every room's history. Broadcasts to a room
 	// are made under it too, so that a newcomer's history and the room's
@@ -122,10 +176,13 @@ type chat struct {
 	rooms map[string]*room
 }
 
-// room is one chat room.
+// room is one chat room, as this server knows it: its local members (all
+// of them when the server runs alone), the cluster group that spans the
+// servers when clustered, and the history of what was said here.
 type room struct {
 	name    string
 	members *session.Group
+	cg      *cluster.Group   // nil when the server runs alone
 	history []chatproto.Said // oldest first, at most historySize; guarded by chat.mu
 }
 
@@ -150,6 +207,7 @@ func newChat(log *zap.Logger, obs dispatch.Observer) *chat {
 	handle(c, chatproto.TypeJoin, c.join)
 	handle(c, chatproto.TypeLeave, c.leave)
 	handle(c, chatproto.TypeSay, c.say)
+	handle(c, chatproto.TypeTell, c.tell)
 	return c
 }
 
@@ -192,6 +250,23 @@ func (c *chat) hello(ctx context.Context, s *session.Session, m *member, h chatp
 	if taken {
 		return c.refuse(ctx, s, chatproto.CodeNickTaken, "nickname %q is taken", h.Nick)
 	}
+	if c.node != nil {
+		// Unique across the cluster: the node refuses a nickname bound elsewhere.
+		if err := c.node.Bind(ctx, s, h.Nick); err != nil {
+			c.mu.Lock()
+			delete(c.nicks, h.Nick)
+			c.mu.Unlock()
+			switch {
+			case errors.Is(err, cluster.ErrTaken):
+				return c.refuse(ctx, s, chatproto.CodeNickTaken, "nickname %q is taken", h.Nick)
+			case errors.Is(err, cluster.ErrUnavailable):
+				return c.refuse(ctx, s, chatproto.CodeUnavailable, "the cluster is unreachable; try again later")
+			case errors.Is(err, session.ErrEnded):
+				return nil
+			}
+			return err
+		}
+	}
 	m.nick = h.Nick
 	c.log.Info("hello", zap.Stringer("session", s), zap.String("nick", m.nick))
 	return nil
@@ -214,17 +289,24 @@ func (c *chat) join(ctx context.Context, s *session.Session, m *member, j chatpr
 	defer c.mu.Unlock()
 	r := c.rooms[j.Room]
 	if r == nil {
-		r = &room{name: j.Room, members: c.srv.NewGroup()}
+		r = &room{name: j.Room}
+		if c.node != nil {
+			r.cg, _ = c.node.Group(j.Room) // the name is checked
+		} else {
+			r.members = c.srv.NewGroup()
+		}
 		c.rooms[j.Room] = r
 	}
-	if err := r.members.Add(s); err != nil {
-		c.removeLocked(r, s) // s has ended: drop the room if we made it
-		return nil
+	if err := c.add(ctx, r, s); err != nil {
+		c.removeLocked(ctx, r, s) // drop the room if we made it
+		if errors.Is(err, cluster.ErrUnavailable) {
+			return c.refuse(ctx, s, chatproto.CodeUnavailable, "the cluster is unreachable; try again later")
+		}
+		return nil // s has ended
 	}
 	m.rooms[r.name] = r
 	c.log.Info("joined", zap.Stringer("session", s), zap.String("nick", m.nick), zap.String("room", r.name))
-	err := dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, chatproto.TypeJoined,
-		chatproto.Joined{Room: r.name, Nick: m.nick})
+	err := c.broadcast(ctx, r, chatproto.Joined{Room: r.name, Nick: m.nick})
 	for i := 0; err == nil && i < len(r.history); i++ {
 		err = c.send(ctx, s, r.history[i])
 	}
@@ -239,10 +321,10 @@ func (c *chat) leave(ctx context.Context, s *session.Session, m *member, l chatp
 	delete(m.rooms, l.Room)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.removeLocked(r, s)
+	c.removeLocked(ctx, r, s)
 	c.log.Info("left", zap.Stringer("session", s), zap.String("nick", m.nick), zap.String("room", r.name))
 	left := chatproto.Left{Room: r.name, Nick: m.nick}
-	err := dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, chatproto.TypeLeft, left)
+	err := c.broadcast(ctx, r, left)
 	if err == nil {
 		err = c.send(ctx, s, left) // s is not a member any more
 	}
@@ -267,7 +349,41 @@ func (c *chat) say(ctx context.Context, s *session.Session, m *member, v chatpro
 		r.history = append(r.history[:0], r.history[1:]...)
 	}
 	r.history = append(r.history, said)
-	return sent(dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, chatproto.TypeSaid, said))
+	return sent(c.broadcast(ctx, r, said))
+}
+
+// tell sends a private message, through the cluster when clustered.
+func (c *chat) tell(ctx context.Context, s *session.Session, m *member, v chatproto.Tell) error {
+	if m.nick == "" {
+		return c.refuse(ctx, s, chatproto.CodeNoNick, "say Hello with a nickname before talking")
+	}
+	if err := chatproto.CheckText(v.Text); err != nil {
+		return c.refuse(ctx, s, chatproto.CodeBadText, "%v", err)
+	}
+	told := chatproto.Told{From: m.nick, Text: v.Text}
+	if c.node != nil {
+		b, err := chatproto.Encode(told)
+		if err != nil {
+			return err
+		}
+		n, err := c.node.Push(ctx, []string{v.To}, chatproto.Channel, b, netloop.Reliable)
+		switch {
+		case errors.Is(err, cluster.ErrUnavailable) && n == 0:
+			return c.refuse(ctx, s, chatproto.CodeUnavailable, "the cluster is unreachable; try again later")
+		case err != nil && !errors.Is(err, cluster.ErrUnavailable):
+			return sent(err)
+		case n == 0:
+			return c.refuse(ctx, s, chatproto.CodeNoSuchNick, "nobody is called %q", v.To)
+		}
+		return nil
+	}
+	c.mu.Lock()
+	to := c.nicks[v.To]
+	c.mu.Unlock()
+	if to == nil {
+		return c.refuse(ctx, s, chatproto.CodeNoSuchNick, "nobody is called %q", v.To)
+	}
+	return sent(c.send(ctx, to, told))
 }
 
 // gone runs when s has ended: it frees the nickname, leaves s's rooms and
@@ -283,9 +399,8 @@ func (c *chat) gone(ctx context.Context, s *session.Session, m *member) {
 		delete(c.nicks, m.nick)
 	}
 	for _, r := range m.rooms {
-		c.removeLocked(r, s)
-		err := dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, chatproto.TypeLeft,
-			chatproto.Left{Room: r.name, Nick: m.nick})
+		c.removeLocked(ctx, r, s)
+		err := c.broadcast(ctx, r, chatproto.Left{Room: r.name, Nick: m.nick})
 		if err = sent(err); err != nil {
 			c.log.Warn("announce leave", zap.String("room", r.name), zap.String("nick", m.nick), zap.Error(err))
 		}
@@ -294,11 +409,81 @@ func (c *chat) gone(ctx context.Context, s *session.Session, m *member) {
 	c.log.Info("gone", zap.Stringer("session", s), zap.String("nick", m.nick))
 }
 
-// removeLocked takes s out of r and drops r if it is empty; c.mu is held.
-func (c *chat) removeLocked(r *room, s *session.Session) {
-	r.members.Remove(s)
-	if r.members.Len() == 0 && c.rooms[r.name] == r {
+// add puts s in r: in the cluster group when clustered.
+func (c *chat) add(ctx context.Context, r *room, s *session.Session) error {
+	if r.cg != nil {
+		return r.cg.Join(ctx, s)
+	}
+	return r.members.Add(s)
+}
+
+// removeLocked takes s out of r and drops r if it has no local members
+// left; c.mu is held.
+func (c *chat) removeLocked(ctx context.Context, r *room, s *session.Session) {
+	n := 0
+	if r.cg != nil {
+		// An error means the cluster is told when it is back (or that s
+		// was unbound already, and left every group with it).
+		_ = r.cg.Leave(ctx, s)
+		n = len(r.cg.Local())
+	} else {
+		n = r.members.Remove(s)
+	}
+	if n == 0 && c.rooms[r.name] == r {
 		delete(c.rooms, r.name)
+	}
+}
+
+// broadcast sends m to r's members, on every node when clustered. A room
+// whose cluster is unreachable still reaches its local members: that is
+// not an error for the handler.
+func (c *chat) broadcast(ctx context.Context, r *room, m chatproto.Message) error {
+	if r.cg == nil {
+		return dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, m.Type(), m)
+	}
+	b, err := chatproto.Encode(m)
+	if err != nil {
+		return err
+	}
+	err = r.cg.Broadcast(ctx, chatproto.Channel, b, netloop.Reliable)
+	if errors.Is(err, cluster.ErrUnavailable) {
+		c.log.Debug("room reached local members only", zap.String("room", r.name), zap.Error(err))
+		return nil
+	}
+	return err
+}
+
+// nodeEvent tells the local members of each room that the clients of a
+// dead node left. It runs in the node's goroutine.
+func (c *chat) nodeEvent(e cluster.NodeEvent) {
+	if e.Kind == cluster.Joined {
+		if e.Node.ID == c.node.ID() {
+			fmt.Println("joined the cluster as", e.Node.ID)
+		} else {
+			fmt.Println("node", e.Node.ID, "joined")
+		}
+		return
+	}
+	fmt.Println("node", e.Node.ID, "left")
+	c.log.Info("node left", zap.String("node", e.Node.ID), zap.Int("rooms", len(e.Lost)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, nicks := range e.Lost {
+		r := c.rooms[name]
+		if r == nil || r.cg == nil {
+			continue
+		}
+		for _, nick := range nicks {
+			b, err := chatproto.Encode(chatproto.Left{Room: name, Nick: nick})
+			if err == nil {
+				err = r.cg.BroadcastLocal(ctx, chatproto.Channel, b, netloop.Reliable)
+			}
+			if err = sent(err); err != nil {
+				c.log.Warn("announce leave", zap.String("room", name), zap.String("nick", nick), zap.Error(err))
+			}
+		}
 	}
 }
 
