@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -13,13 +14,28 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/enetkit/enetkit/dispatch"
+	"github.com/enetkit/enetkit/integration/linkproxy"
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session/room"
 	"github.com/enetkit/enetkit/session/room/client"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(allocCheck{m}) }
+
+// allocCheck fails the run if ENet's C allocations are not back to where
+// they were once every host has been destroyed.
+type allocCheck struct{ m *testing.M }
+
+func (a allocCheck) Run() int {
+	before := netloop.LiveAllocations()
+	code := a.m.Run()
+	if after := netloop.LiveAllocations(); code == 0 && after != before {
+		fmt.Fprintf(os.Stderr, "ENet allocations: %d live after the tests, %d before\n", after, before)
+		return 1
+	}
+	return code
+}
 
 const wait = netlooptest.Timeout
 
@@ -27,7 +43,7 @@ type addMsg struct{ N int }
 
 type sumMsg struct {
 	Seat, Sum, Inputs int
-	Tick             uint64
+	Tick              uint64
 }
 
 var (
@@ -408,4 +424,154 @@ func TestDropAndBack(t *testing.T) {
 	if st := a.Stats(); st.Rejoined != 1 || st.Resumed != 1 || st.Disconnects != 1 {
 		t.Fatalf("client stats %+v", st)
 	}
+}
+
+// Shutting the server down runs every room's Terminate and tells the
+// members why they left.
+func TestShutdown(t *testing.T) {
+	f := start(t)
+	h := newHost(t)
+	a := dial(t, h, f.addr, "a")
+	j, err := a.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if l := recv(t, a.left, "left"); l.Reason != "shutdown" || l.Room != j.Room {
+		t.Fatalf("left %+v", l)
+	}
+	f.expect(t, "terminate "+j.Room)
+	if list := f.srv.List(""); len(list) != 0 {
+		t.Fatalf("rooms after shutdown: %+v", list)
+	}
+}
+
+// An empty room closes after the grace period and leaves the listing.
+func TestEmptyRoomCloses(t *testing.T) {
+	f := start(t, room.WithEmptyGrace(50*time.Millisecond))
+	h := newHost(t)
+	a := dial(t, h, f.addr, "a")
+	j, err := a.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Leave(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	f.expect(t, "terminate "+j.Room)
+	if list := f.srv.List("counter"); len(list) != 0 {
+		t.Fatalf("rooms: %+v", list)
+	}
+	if _, err := f.srv.Signal(ctxT(t), j.Room, nil); !errors.Is(err, room.ErrNoRoom) {
+		t.Fatalf("Signal of a closed room: %v", err)
+	}
+}
+
+// rawPlayer speaks the room protocol with a bare netloop host and its
+// routes: it never reconnects by itself.
+type rawPlayer struct {
+	h *netloop.Host
+	p netloop.Peer
+}
+
+func rawDial(t *testing.T, addr string) *rawPlayer {
+	h := netlooptest.Start(t, "", netloop.WithChannels(2), netloop.WithDrainTimeout(time.Second))
+	return &rawPlayer{h: h, p: netlooptest.Dial(t, h, addr, 2, 0)}
+}
+
+func (r *rawPlayer) Send(ctx context.Context, ch uint8, data []byte, flag netloop.Flag) error {
+	return r.h.Send(ctx, r.p, ch, data, flag)
+}
+
+// next returns the next message of route's type, skipping others.
+func next[T any](t *testing.T, r *rawPlayer, route dispatch.Route[T]) T {
+	t.Helper()
+	for {
+		ev := netlooptest.Expect(t, r.h, netloop.Receive)
+		if v, err := route.Decode(ev.Payload); err == nil {
+			return v
+		}
+	}
+}
+
+// A dropped member that does not come back within the window leaves with
+// WindowExpired, and its token no longer resumes it.
+func TestWindowExpires(t *testing.T) {
+	f := start(t, room.WithReconnectWindow(100*time.Millisecond))
+	r := rawDial(t, f.addr)
+	if err := room.Hello.Send(ctxT(t), r, room.HelloMsg{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	w := next(t, r, room.Welcome)
+	if w.Token == "" || w.Resumed {
+		t.Fatalf("welcome %+v", w)
+	}
+	if err := room.JoinRequest.Send(ctxT(t), r, room.JoinMsg{Req: 9, Kind: "counter", Meta: pass}); err != nil {
+		t.Fatal(err)
+	}
+	j := next(t, r, room.Joined)
+	if j.Req != 9 {
+		t.Fatalf("joined %+v", j)
+	}
+	f.expect(t, "join x seat 0")
+	if _, err := f.srv.Signal(ctxT(t), j.Room, w.Player); err != nil {
+		t.Fatal(err)
+	}
+	netlooptest.Expect(t, r.h, netloop.Disconnect)
+	f.expect(t, "dropped x")
+	f.expect(t, "leave x expired")
+	r2 := rawDial(t, f.addr)
+	if err := room.Hello.Send(ctxT(t), r2, room.HelloMsg{Token: w.Token}); err != nil {
+		t.Fatal(err)
+	}
+	if w2 := next(t, r2, room.Welcome); w2.Resumed || w2.Player == w.Player {
+		t.Fatalf("expired token resumed: %+v", w2)
+	}
+}
+
+// A client cut off behind a blackhole is dropped by the server's liveness
+// check, notices on its side too, and comes back to its seat with its
+// state once the link returns.
+func TestBlackholeReconnect(t *testing.T) {
+	f := start(t)
+	proxy, err := linkproxy.New("127.0.0.1:0", f.addr, linkproxy.Config{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netlooptest.Go(t, proxy.Run)
+	h := newHost(t)
+	a := dial(t, h, proxy.Addr().String(), "a")
+	j, err := a.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := routeAdd.Send(ctxT(t), a, addMsg{N: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitSum(t, a, 3)
+	for len(a.states) > 0 {
+		<-a.states
+	}
+	proxy.Blackhole(true)
+	cut := time.Now()
+	f.expect(t, "dropped a")
+	t.Logf("server dropped the player %v after the cut", time.Since(cut).Round(time.Millisecond))
+	for recv(t, a.states, "state") != client.Disconnected {
+	}
+	t.Logf("client noticed %v after the cut", time.Since(cut).Round(time.Millisecond))
+	proxy.Blackhole(false)
+	f.expect(t, "back a")
+	j2 := recv(t, a.joined, "joined")
+	for !j2.Resumed {
+		j2 = recv(t, a.joined, "joined")
+	}
+	if j2.Room != j.Room || j2.Seat != j.Seat {
+		t.Fatalf("back in %+v, was %+v", j2, j)
+	}
+	if err := routeAdd.Send(ctxT(t), a, addMsg{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitSum(t, a, 4)
 }
