@@ -22,10 +22,10 @@ const (
 	MaxTickRate = 128
 )
 
-// MaxCatchUp is how many ticks a room that fell behind runs back to back
-// before it gives up on the ticks it missed: the rest are skipped (counted
-// in Stats.Skipped) and the room keeps its phase, so a stall costs at most
-// MaxCatchUp ticks of burst and never a growing backlog.
+// MaxCatchUp is how many missed ticks a room that fell behind runs back to
+// back after the one that was due: the rest are skipped (counted in
+// Stats.Skipped) and the room keeps its phase, so a stall costs at most
+// MaxCatchUp extra ticks of burst and never a growing backlog.
 const MaxCatchUp = 3
 
 // Config is what a room's Init returns.
@@ -490,12 +490,8 @@ func (r *Room) run(ctx context.Context) {
 			r.flush()
 		case <-tm.C:
 			now := time.Now()
-			late := now.Sub(next)
-			if late >= r.period {
-				r.stats.Overruns++
-			}
 			for n := 0; !next.After(now); n++ {
-				if n == MaxCatchUp {
+				if n > MaxCatchUp {
 					skip := now.Sub(next)/r.period + 1
 					r.stats.Skipped += uint64(skip)
 					next = next.Add(skip * r.period)
@@ -537,6 +533,9 @@ func (r *Room) step(due time.Time, elapsed, late time.Duration) {
 	r.h.Tick(r, &t)
 	took := time.Since(began)
 	r.stats.Ticks++
+	if late >= r.period {
+		r.stats.Overruns++
+	}
 	r.stats.Inputs += uint64(len(kept))
 	clear(batch) // drop references to values and members
 	r.spare = batch[:0]
