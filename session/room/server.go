@@ -81,14 +81,15 @@ type Server struct {
 	roomsCtx context.Context // the rooms' context: cancelled when shutdown begins
 	wg       sync.WaitGroup  // rooms
 
-	mu      sync.Mutex
-	kinds   map[string]*kind
-	rooms   map[string]*entry
-	order   []*entry // rooms in creation order, for JoinOrCreate
-	players map[string]*Player
-	nextID  uint64
-	running bool
-	closed  bool
+	mu       sync.Mutex
+	kinds    map[string]*kind
+	rooms    map[string]*entry
+	order    []*entry // rooms in creation order, for JoinOrCreate
+	players  map[string]*Player
+	nextID   uint64 // players
+	nextRoom uint64
+	running  bool
+	closed   bool
 }
 
 // Option configures a Server.
@@ -367,8 +368,8 @@ func (srv *Server) create(name string, params map[string]string) (*entry, error)
 	if k == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownKind, name)
 	}
-	srv.nextID++
-	r := &Room{srv: srv, id: fmt.Sprintf("%s-%d", name, srv.nextID), kind: k, h: k.factory(),
+	srv.nextRoom++
+	r := &Room{srv: srv, id: fmt.Sprintf("%s-%d", name, srv.nextRoom), kind: k, h: k.factory(),
 		ops: make(chan func()), stopping: make(chan struct{})}
 	r.log = srv.log.With(zap.String("room", r.id))
 	ctx, cancel := context.WithCancel(srv.roomsCtx)

@@ -427,6 +427,19 @@ func (c *Client) Join(ctx context.Context, req room.JoinMsg) (room.JoinedMsg, er
 	}
 }
 
+// Drop resets the current connection at once without telling the server,
+// as a network failure would; the client then reconnects by itself and
+// comes back to its seat. It is meant for tests and bots.
+func (c *Client) Drop(ctx context.Context) error {
+	c.mu.Lock()
+	p := c.peer
+	c.mu.Unlock()
+	if p == (netloop.Peer{}) {
+		return ErrNotConnected
+	}
+	return c.h.host.Reset(ctx, p)
+}
+
 // Leave leaves the player's room.
 func (c *Client) Leave(ctx context.Context) error {
 	return room.LeaveRequest.Send(ctx, c, room.LeaveMsg{})
