@@ -74,6 +74,7 @@ type Server struct {
 	obs  Observer
 
 	window, liveness, emptyGrace, grace time.Duration
+	throttle                            *netloop.Throttle
 	maxMembers, inputLimit              int
 	sessOpts                            []session.Option
 
@@ -131,6 +132,21 @@ func WithLiveness(d time.Duration) Option {
 			return fmt.Errorf("%w: liveness %v, want 200ms..1m", ErrOption, d)
 		}
 		s.liveness = d
+		return nil
+	}
+}
+
+// WithThrottle configures ENet's unreliable packet throttle on every
+// identified player's connection (default: ENet's). ENet drops unreliable
+// packets, such as snapshots, in proportion as a peer's round trip time
+// rises above its lowest; a Deceleration of 0 keeps every snapshot
+// flowing, which suits a game whose snapshots are small.
+func WithThrottle(t netloop.Throttle) Option {
+	return func(s *Server) error {
+		if t.Interval <= 0 {
+			return fmt.Errorf("%w: throttle interval %v", ErrOption, t.Interval)
+		}
+		s.throttle = &t
 		return nil
 	}
 }
@@ -550,6 +566,11 @@ func (srv *Server) watch(ctx context.Context, s *session.Session) {
 	}
 	if err := srv.host.SetPingInterval(ctx, s.Peer(), srv.liveness/6); err != nil {
 		srv.log.Debug("liveness", zap.Error(err))
+	}
+	if srv.throttle != nil {
+		if err := srv.host.ConfigureThrottle(ctx, s.Peer(), *srv.throttle); err != nil {
+			srv.log.Debug("throttle", zap.Error(err))
+		}
 	}
 }
 

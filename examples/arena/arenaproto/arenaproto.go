@@ -23,9 +23,9 @@ const (
 // The arena's routes.
 var (
 	// Move (client → server, 30 Hz) sets the player's direction.
-	Move = dispatch.NewRoute[MoveMsg](16, dispatch.JSON, Updates, netloop.Unreliable)
+	Move = dispatch.NewRoute[MoveMsg](16, Binary, Updates, netloop.Unreliable)
 	// Snapshot (server → all members, shared packet) is the room's state.
-	Snapshot = dispatch.NewRoute[SnapshotMsg](17, dispatch.JSON, Updates, netloop.Unreliable)
+	Snapshot = dispatch.NewRoute[SnapshotMsg](17, Binary, Updates, netloop.Unreliable)
 	// Tagged (server → all members, reliable) tells who tagged whom.
 	Tagged = dispatch.NewRoute[TaggedMsg](18, dispatch.JSON, Events, netloop.Reliable)
 )

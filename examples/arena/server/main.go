@@ -46,7 +46,7 @@ type config struct {
 	addr, httpAddr, metricsAddr string
 	tickHz, peers               int
 	window, liveness            time.Duration
-	verbose                     bool
+	verbose, throttle           bool
 }
 
 func main() {
@@ -59,6 +59,7 @@ func main() {
 	flag.DurationVar(&c.window, "window", 10*time.Second, "reconnection window")
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
 	flag.BoolVar(&c.verbose, "v", false, "log at debug level")
+	flag.BoolVar(&c.throttle, "throttle", false, "keep ENet's unreliable packet throttle (default: snapshots are never throttled)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -93,8 +94,12 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	rec := &recorder{Rooms: rm}
-	srv, err := room.New(host, room.WithLogger(log), room.WithObserver(rec),
-		room.WithReconnectWindow(c.window), room.WithLiveness(c.liveness))
+	opts := []room.Option{room.WithLogger(log), room.WithObserver(rec),
+		room.WithReconnectWindow(c.window), room.WithLiveness(c.liveness)}
+	if !c.throttle {
+		opts = append(opts, room.WithThrottle(netloop.Throttle{Interval: 5 * time.Second, Acceleration: 2}))
+	}
+	srv, err := room.New(host, opts...)
 	if err != nil {
 		return err
 	}
