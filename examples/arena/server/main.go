@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&c.peers, "peers", 1024, "most players connected at once")
 	flag.DurationVar(&c.window, "window", 10*time.Second, "reconnection window")
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
-	flag.BoolVar(&c.verbose, "v", false, "log at debug level")
+	flag.BoolVar(&c.verbose, "v", false, "log at debug level (default: warnings and errors only)")
 	flag.BoolVar(&c.throttle, "throttle", false, "keep ENet's unreliable packet throttle (default: snapshots are never throttled)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -74,6 +74,7 @@ func run(ctx context.Context, c config) error {
 		return fmt.Errorf("-tick %d: want %d..%d", c.tickHz, room.MinTickRate, room.MaxTickRate)
 	}
 	logCfg := zap.NewProductionConfig()
+	logCfg.Level = zap.NewAtomicLevelAt(zap.WarnLevel)
 	if c.verbose {
 		logCfg.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
 	}
@@ -119,6 +120,7 @@ func run(ctx context.Context, c config) error {
 		if err := serveHTTP(gctx, g, c.httpAddr, mux); err != nil {
 			return err
 		}
+		fmt.Printf("spectator page on http://%s/\n", c.httpAddr)
 	}
 	if c.metricsAddr != "" {
 		mux := http.NewServeMux()
@@ -129,7 +131,7 @@ func run(ctx context.Context, c config) error {
 	}
 	start := time.Now()
 	cpu0 := cpuTime()
-	log.Info("arena listening", zap.Stringer("addr", host.Addr()), zap.Int("tick_hz", c.tickHz))
+	fmt.Printf("listening on %s, %d Hz\n", host.Addr(), c.tickHz)
 	g.Go(func() error { return srv.Run(gctx) })
 	err = g.Wait()
 	rep := rec.report(time.Since(start), cpuTime()-cpu0)
