@@ -25,6 +25,9 @@ func (binaryCodec) Append(dst []byte, v any) ([]byte, error) {
 		dst = appendF32(dst, v.DX)
 		return appendF32(dst, v.DY), nil
 	case SnapshotMsg:
+		if len(v.Players) > 255 {
+			return dst, fmt.Errorf("arenaproto: %d players in a snapshot, at most 255", len(v.Players))
+		}
 		dst = binary.LittleEndian.AppendUint64(dst, v.Tick)
 		dst = binary.LittleEndian.AppendUint64(dst, v.It)
 		dst = append(dst, byte(len(v.Players)))
