@@ -585,20 +585,27 @@ func (srv *Server) joinRequest(ctx context.Context, s *session.Session, req Join
 	if p.seat.Load() != nil {
 		return refuse(errors.New("room: already in a room"))
 	}
-	r, err := srv.reserve(req)
-	if err != nil {
-		return refuse(err)
+	// A room found by kind may close between the reservation and the join
+	// (its empty grace ran out): then the join goes to another.
+	for try := 0; ; try++ {
+		r, err := srv.reserve(req)
+		if err != nil {
+			return refuse(err)
+		}
+		res := make(chan error, 1)
+		if err := r.do(ctx, func() { res <- r.join(p, s, req) }); err != nil {
+			srv.release(r, nil)
+			if errors.Is(err, ErrNoRoom) && req.Room == "" && try < 3 {
+				continue
+			}
+			return refuse(err)
+		}
+		if err := <-res; err != nil {
+			srv.release(r, nil)
+			return refuse(err)
+		}
+		return nil
 	}
-	res := make(chan error, 1)
-	if err := r.do(ctx, func() { res <- r.join(p, s, req) }); err != nil {
-		srv.release(r, nil)
-		return refuse(err)
-	}
-	if err := <-res; err != nil {
-		srv.release(r, nil)
-		return refuse(err)
-	}
-	return nil
 }
 
 func (srv *Server) leaveRequest(ctx context.Context, s *session.Session, _ LeaveMsg) error {

@@ -213,9 +213,9 @@ func run(sig context.Context, c config) (*result, error) {
 	for _, b := range bots {
 		g.Go(func() error { return b.c.Run(gctx) })
 		g.Go(func() error {
-			jctx, cancel := context.WithTimeout(gctx, 10*time.Second)
+			jctx, cancel := context.WithTimeout(gctx, 20*time.Second)
 			defer cancel()
-			j, err := b.c.Join(jctx, room.JoinMsg{Kind: arenaproto.Kind})
+			j, err := join(jctx, b.c)
 			if err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
@@ -273,6 +273,26 @@ func run(sig context.Context, c config) (*result, error) {
 		err = fmt.Errorf("%d of %d bots joined", joined.Load(), c.n)
 	}
 	return summarize(c, bots, w, int(joined.Load()), inputs.Load(), proxy != nil), err
+}
+
+// join joins an arena room. A connection lost during the join is made
+// again by the client; the join is then asked again, unless the server had
+// seated the player already (the reconnection brought it back).
+func join(ctx context.Context, c *client.Client) (room.JoinedMsg, error) {
+	for {
+		j, err := c.Join(ctx, room.JoinMsg{Kind: arenaproto.Kind})
+		if !errors.Is(err, client.ErrNotConnected) {
+			return j, err
+		}
+		select {
+		case <-c.Ready():
+		case <-ctx.Done():
+			return j, ctx.Err()
+		}
+		if j, ok := c.Room(); ok {
+			return j, nil
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

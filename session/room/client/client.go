@@ -1,22 +1,3 @@
-// Package client is the Go counterpart of package room's server: it
-// connects to a room server over ENet, identifies the player, joins
-// rooms, sends and receives the same declared dispatch routes as the
-// server, and reconnects by itself after a lost connection, coming back
-// to its seat with the token the server issued.
-//
-// One Host (one ENet host, one goroutine) carries many clients, so a bot
-// or load test runs hundreds of players without a thread each:
-//
-//	h, err := client.NewHost(netloop.WithChannels(2))
-//	c := h.Client("127.0.0.1:7000", client.WithName("bot-1"))
-//	client.Handle(c, game.Snapshot, func(s game.State) { ... })
-//	g.Go(func() error { return h.Run(ctx) })
-//	g.Go(func() error { return c.Run(ctx) })
-//	joined, err := c.Join(ctx, room.JoinMsg{Kind: "arena"})
-//	err = game.Move.Send(ctx, c, game.Input{...})
-//
-// A Client's handlers run in its Run goroutine, one at a time, in the
-// order the messages arrived.
 package client
 
 import (
