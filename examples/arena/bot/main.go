@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -80,6 +81,7 @@ func main() {
 // (snapshots) and its host's sender (inputs).
 type bot struct {
 	c      *client.Client
+	joined chan room.JoinedMsg // OnJoined's, the latest only
 	id     atomic.Uint64
 	seat   atomic.Int64
 	tickHz atomic.Int64
@@ -184,7 +186,7 @@ func run(sig context.Context, c config) (*result, error) {
 			}
 			hosts = append(hosts, h)
 		}
-		b := &bot{window: w}
+		b := &bot{window: w, joined: make(chan room.JoinedMsg, 1)}
 		addr := target
 		if proxy != nil && i < c.cut {
 			addr = proxy.Addr().String()
@@ -193,6 +195,11 @@ func run(sig context.Context, c config) (*result, error) {
 			client.OnJoined(func(j room.JoinedMsg) {
 				b.seat.Store(int64(j.Seat))
 				b.tickHz.Store(int64(j.TickHz))
+				select {
+				case <-b.joined: // replace an unread one
+				default:
+				}
+				b.joined <- j
 			}))
 		if err != nil {
 			return nil, err
@@ -215,7 +222,7 @@ func run(sig context.Context, c config) (*result, error) {
 		g.Go(func() error {
 			jctx, cancel := context.WithTimeout(gctx, 20*time.Second)
 			defer cancel()
-			j, err := join(jctx, b.c)
+			j, err := join(jctx, b)
 			if err != nil {
 				return fmt.Errorf("join: %w", err)
 			}
@@ -276,22 +283,24 @@ func run(sig context.Context, c config) (*result, error) {
 }
 
 // join joins an arena room. A connection lost during the join is made
-// again by the client; the join is then asked again, unless the server had
-// seated the player already (the reconnection brought it back).
-func join(ctx context.Context, c *client.Client) (room.JoinedMsg, error) {
+// again by the client, and the join is asked again; if the server had
+// seated the player already, it says so, and the reconnection's Joined
+// message (OnJoined) brings the seat.
+func join(ctx context.Context, b *bot) (room.JoinedMsg, error) {
 	for {
-		j, err := c.Join(ctx, room.JoinMsg{Kind: arenaproto.Kind})
-		if !errors.Is(err, client.ErrNotConnected) {
-			return j, err
+		j, err := b.c.Join(ctx, room.JoinMsg{Kind: arenaproto.Kind})
+		switch {
+		case errors.Is(err, client.ErrNotConnected):
+			continue // Join waits for the next connection
+		case errors.Is(err, client.ErrRefused) && strings.Contains(err.Error(), "already in a room"):
+			select {
+			case j := <-b.joined:
+				return j, nil
+			case <-ctx.Done():
+				return j, ctx.Err()
+			}
 		}
-		select {
-		case <-c.Ready():
-		case <-ctx.Done():
-			return j, ctx.Err()
-		}
-		if j, ok := c.Room(); ok {
-			return j, nil
-		}
+		return j, err
 	}
 }
 
