@@ -172,15 +172,16 @@ type Client struct {
 	handlers map[uint32]func(payload []byte) error
 	in       inbox
 
-	mu      sync.Mutex
-	peer    netloop.Peer
-	ready   bool   // identified on the current connection; readyc is closed
-	token   string // the server's token, once welcomed
-	player  uint64
-	joined  *room.JoinedMsg
-	reqs    map[uint32]chan joinAnswer
-	nextReq uint32
-	readyc  chan struct{} // closed when identified; replaced on a new connection
+	mu        sync.Mutex
+	peer      netloop.Peer
+	ready     bool   // identified on the current connection; readyc is closed
+	lostReady bool   // the connection lost last had been identified
+	token     string // the server's token, once welcomed
+	player    uint64
+	joined    *room.JoinedMsg
+	reqs      map[uint32]chan joinAnswer
+	nextReq   uint32
+	readyc    chan struct{} // closed when identified; replaced on a new connection
 
 	stats Stats
 
@@ -460,16 +461,13 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 }
 
-// wasReady reports whether the last connection was identified, and
-// resets the ready state for the next.
+// wasReady reports whether the last connection was identified before it
+// was lost.
 func (c *Client) wasReady() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.ready
-	if r {
-		c.ready = false
-		c.readyc = make(chan struct{})
-	}
+	r := c.lostReady
+	c.lostReady = false
 	return r
 }
 
@@ -547,11 +545,17 @@ func (c *Client) connected(ctx context.Context, p netloop.Peer) {
 	}
 }
 
+// disconnected ends the ready state of the lost connection, before the
+// pending joins are answered, so that a join asked again waits for the
+// next connection.
 func (c *Client) disconnected() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.lostReady = c.ready
 	if c.ready {
 		c.stats.Disconnects++
+		c.ready = false
+		c.readyc = make(chan struct{})
 	}
 	for id, ch := range c.reqs {
 		ch <- joinAnswer{err: ErrNotConnected}
