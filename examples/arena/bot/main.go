@@ -180,7 +180,10 @@ func run(sig context.Context, c config) (*result, error) {
 	bots := make([]*bot, c.n)
 	for i := range bots {
 		if i%c.perHost == 0 {
-			h, err := client.NewHost(arenaproto.Channels, netloop.WithPeers(c.perHost+c.perHost/4), netloop.WithDrainTimeout(time.Second))
+			// A large receive buffer rides out the stalls of a busy
+			// machine: a hundred bots get about 700 KB of snapshots a second.
+			h, err := client.NewHost(arenaproto.Channels, netloop.WithPeers(c.perHost+c.perHost/4),
+				netloop.WithDrainTimeout(time.Second), netloop.WithSocketBuffers(4<<20, 1<<20))
 			if err != nil {
 				return nil, err
 			}

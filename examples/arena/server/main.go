@@ -85,7 +85,7 @@ func run(ctx context.Context, c config) error {
 	defer func() { _ = log.Sync() }()
 
 	host, err := netloop.New(c.addr, netloop.WithPeers(c.peers), netloop.WithChannels(arenaproto.Channels),
-		netloop.WithLogger(log), netloop.WithDrainTimeout(2*time.Second))
+		netloop.WithLogger(log), netloop.WithDrainTimeout(2*time.Second), netloop.WithSocketBuffers(4<<20, 4<<20))
 	if err != nil {
 		return err
 	}
