@@ -575,3 +575,35 @@ func TestBlackholeReconnect(t *testing.T) {
 	}
 	waitSum(t, a, 4)
 }
+
+// Options out of range and bad registrations are errors, never silent.
+func TestOptionErrors(t *testing.T) {
+	host, err := netloop.New("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	for i, o := range []room.Option{room.WithLiveness(time.Millisecond), room.WithReconnectWindow(-1),
+		room.WithEmptyGrace(-1), room.WithShutdownGrace(2 * time.Hour), room.WithMaxMembers(0),
+		room.WithInputLimit(0), room.WithMux(nil), room.WithThrottle(netloop.Throttle{})} {
+		if _, err := room.New(host, o); !errors.Is(err, room.ErrOption) {
+			t.Errorf("option %d: %v, want ErrOption", i, err)
+		}
+	}
+	srv, err := room.New(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func() room.Handler { return &counter{} }
+	if err := srv.Register("k", f); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{srv.Register("k", f), srv.Register("", f), srv.Register("x", nil)} {
+		if !errors.Is(err, room.ErrOption) {
+			t.Errorf("Register: %v, want ErrOption", err)
+		}
+	}
+	if _, err := srv.Create("k", nil); !errors.Is(err, room.ErrClosed) {
+		t.Errorf("Create before Run: %v, want ErrClosed", err)
+	}
+}

@@ -113,11 +113,16 @@ func WithObserver(o Observer) Option { return func(s *Server) error { s.obs = o;
 // kept for it to come back (default 10s; 0 keeps none: a drop is a
 // TimedOut leave).
 func WithReconnectWindow(d time.Duration) Option {
+	return durationOption("reconnect window", d, 0, time.Hour, func(s *Server) { s.window = d })
+}
+
+// durationOption checks d against lo..hi before set applies it.
+func durationOption(what string, d, lo, hi time.Duration, set func(*Server)) Option {
 	return func(s *Server) error {
-		if d < 0 {
-			return fmt.Errorf("%w: reconnect window %v", ErrOption, d)
+		if d < lo || d > hi {
+			return fmt.Errorf("%w: %s %v, want %v..%v", ErrOption, what, d, lo, hi)
 		}
-		s.window = d
+		set(s)
 		return nil
 	}
 }
@@ -127,13 +132,24 @@ func WithReconnectWindow(d time.Duration) Option {
 // ENet's timeout maximum of d and a ping interval of d/6, so a silent peer
 // is noticed within about d plus a retransmission.
 func WithLiveness(d time.Duration) Option {
-	return func(s *Server) error {
-		if d < 200*time.Millisecond || d > time.Minute {
-			return fmt.Errorf("%w: liveness %v, want 200ms..1m", ErrOption, d)
-		}
-		s.liveness = d
-		return nil
+	return durationOption("liveness", d, MinLiveness, MaxLiveness, func(s *Server) { s.liveness = d })
+}
+
+// Bounds of WithLiveness (and of the client's).
+const (
+	MinLiveness = 200 * time.Millisecond
+	MaxLiveness = time.Minute
+)
+
+// SetLiveness makes ENet notice within about d that p stopped answering:
+// a timeout maximum of d and a ping interval of d/6 on the connection.
+// The server does it for every identified player, and package client for
+// its connections.
+func SetLiveness(ctx context.Context, h *netloop.Host, p netloop.Peer, d time.Duration) error {
+	if err := h.SetTimeout(ctx, p, netloop.Timeout{Limit: 32, Minimum: d / 2, Maximum: d}); err != nil {
+		return err
 	}
+	return h.SetPingInterval(ctx, p, d/6)
 }
 
 // WithThrottle configures ENet's unreliable packet throttle on every
@@ -154,26 +170,14 @@ func WithThrottle(t netloop.Throttle) Option {
 // WithEmptyGrace sets how long an empty room waits for a member before it
 // closes (default 5s).
 func WithEmptyGrace(d time.Duration) Option {
-	return func(s *Server) error {
-		if d < 0 {
-			return fmt.Errorf("%w: empty grace %v", ErrOption, d)
-		}
-		s.emptyGrace = d
-		return nil
-	}
+	return durationOption("empty grace", d, 0, time.Hour, func(s *Server) { s.emptyGrace = d })
 }
 
 // WithShutdownGrace sets the grace period rooms are given in Terminate when
 // the server shuts down (default 2s). It is what Terminate is told; the
 // messages rooms send then are delivered within the host's drain timeout.
 func WithShutdownGrace(d time.Duration) Option {
-	return func(s *Server) error {
-		if d < 0 {
-			return fmt.Errorf("%w: shutdown grace %v", ErrOption, d)
-		}
-		s.grace = d
-		return nil
-	}
+	return durationOption("shutdown grace", d, 0, time.Hour, func(s *Server) { s.grace = d })
 }
 
 // WithMaxMembers sets the seats of a room whose Config does not (default 16).
@@ -560,11 +564,7 @@ func (srv *Server) hello(ctx context.Context, s *session.Session, h HelloMsg) er
 
 // watch sets the room-level liveness of a player's connection.
 func (srv *Server) watch(ctx context.Context, s *session.Session) {
-	t := netloop.Timeout{Limit: 32, Minimum: srv.liveness / 2, Maximum: srv.liveness}
-	if err := srv.host.SetTimeout(ctx, s.Peer(), t); err != nil {
-		srv.log.Debug("liveness", zap.Error(err))
-	}
-	if err := srv.host.SetPingInterval(ctx, s.Peer(), srv.liveness/6); err != nil {
+	if err := SetLiveness(ctx, srv.host, s.Peer(), srv.liveness); err != nil {
 		srv.log.Debug("liveness", zap.Error(err))
 	}
 	if srv.throttle != nil {

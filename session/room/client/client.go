@@ -252,7 +252,7 @@ func WithReconnectWindow(d time.Duration) Option {
 // room.WithLiveness does on the server.
 func WithLiveness(d time.Duration) Option {
 	return func(c *Client) error {
-		if d < 200*time.Millisecond || d > time.Minute {
+		if d < room.MinLiveness || d > room.MaxLiveness {
 			return fmt.Errorf("%w: liveness %v", ErrOption, d)
 		}
 		c.live = d
@@ -526,11 +526,7 @@ func (c *Client) session(ctx context.Context) error {
 }
 
 func (c *Client) connected(ctx context.Context, p netloop.Peer) {
-	t := netloop.Timeout{Limit: 32, Minimum: c.live / 2, Maximum: c.live}
-	if err := c.h.host.SetTimeout(ctx, p, t); err != nil {
-		c.log.Debug("liveness", zap.Error(err))
-	}
-	if err := c.h.host.SetPingInterval(ctx, p, c.live/6); err != nil {
+	if err := room.SetLiveness(ctx, c.h.host, p, c.live); err != nil {
 		c.log.Debug("liveness", zap.Error(err))
 	}
 	c.mu.Lock()
