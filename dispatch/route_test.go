@@ -146,3 +146,25 @@ func TestRouteHandleSendBroadcast(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// BenchmarkRouteEncode compares a route's encoding with the positional
+// Encode it replaces: the same work, the same allocations.
+func BenchmarkRouteEncode(b *testing.B) {
+	v := move{X: 1, Y: 2}
+	b.Run("route", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := routeMove.Encode(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("positional", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := dispatch.Encode(dispatch.JSON, 20, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

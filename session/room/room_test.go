@@ -61,6 +61,9 @@ type counter struct {
 	sums map[int]int
 }
 
+// kick is a Signal that kicks that player out of the room.
+type kick uint64
+
 type memberState struct{ sum, inputs int }
 
 func (c *counter) note(format string, args ...any) {
@@ -106,10 +109,21 @@ func (c *counter) Terminate(r *room.Room, grace time.Duration) {
 func (c *counter) Signal(r *room.Room, data any) (any, error) {
 	switch data := data.(type) {
 	case string:
-		if data == "lock" {
+		switch data {
+		case "lock":
 			r.SetLocked(true)
-			return nil, nil
+		case "close":
+			r.Close()
 		}
+		return nil, nil
+	case kick:
+		for _, m := range r.Members() {
+			if m != nil && m.Player.ID == uint64(data) {
+				r.Kick(m)
+				return nil, nil
+			}
+		}
+		return nil, errors.New("no such player")
 	case uint64: // cut that player's connection
 		for _, m := range r.Members() {
 			if m != nil && m.Player.ID == data {
@@ -605,5 +619,52 @@ func TestOptionErrors(t *testing.T) {
 	}
 	if _, err := srv.Create("k", nil); !errors.Is(err, room.ErrClosed) {
 		t.Errorf("Create before Run: %v, want ErrClosed", err)
+	}
+}
+
+// A kicked member is told and keeps its connection; a closed room tells
+// its members, runs Terminate and leaves the listing.
+func TestKickAndClose(t *testing.T) {
+	f := start(t)
+	h := newHost(t)
+	a, b := dial(t, h, f.addr, "a"), dial(t, h, f.addr, "b")
+	j, err := a.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(ctxT(t), room.JoinMsg{Room: j.Room, Meta: pass}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Signal(ctxT(t), j.Room, kick(b.Player())); err != nil {
+		t.Fatal(err)
+	}
+	if l := recv(t, b.left, "left"); l.Reason != "kicked" {
+		t.Fatalf("b left %+v", l)
+	}
+	f.expect(t, "leave b kicked")
+	if ev := recv(t, a.members, "member event"); ev.Event != room.EventJoined {
+		t.Fatalf("a saw %+v", ev)
+	}
+	if ev := recv(t, a.members, "member event"); ev.Event != room.EventLeft || ev.Reason != "kicked" {
+		t.Fatalf("a saw %+v", ev)
+	}
+	// b is still connected and may join again.
+	if _, err := b.Join(ctxT(t), room.JoinMsg{Room: j.Room, Meta: pass}); err != nil {
+		t.Fatalf("join after a kick: %v", err)
+	}
+	if _, err := f.srv.Signal(ctxT(t), j.Room, "close"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*player{a, b} {
+		if l := recv(t, p.left, "left"); l.Reason != "closed" || l.Room != j.Room {
+			t.Fatalf("left %+v", l)
+		}
+	}
+	f.expect(t, "terminate "+j.Room)
+	if list := f.srv.List(""); len(list) != 0 {
+		t.Fatalf("rooms: %+v", list)
+	}
+	if _, ok := a.Room(); ok {
+		t.Fatal("client still in a room")
 	}
 }
