@@ -94,8 +94,14 @@ func (r Route[T]) Append(dst []byte, v T) ([]byte, error) {
 	return out, nil
 }
 
-// Encode returns the wire form of v in a new buffer.
-func (r Route[T]) Encode(v T) ([]byte, error) { return r.Append(nil, v) }
+// Encode returns the wire form of v in a new buffer (as the package
+// function Encode does).
+func (r Route[T]) Encode(v T) ([]byte, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	return Encode(r.codec, r.typ, v)
+}
 
 // Decode parses a whole message b of this route and returns its value.
 // A message of another type is an error wrapping ErrRoute; a payload

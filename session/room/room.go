@@ -170,8 +170,8 @@ type Input struct {
 // Player is a connected identity, independent of any one connection: a
 // player that reconnects with its token is the same Player.
 type Player struct {
-	ID    uint64
-	Name  string
+	ID    uint64 // issued by the server, never reused while it runs; read-only
+	Name  string // as the player said in Hello, or the server's choice; read-only
 	token string
 
 	sess atomic.Pointer[session.Session] // current connection, nil while dropped

@@ -430,7 +430,7 @@ func (c *Client) Leave(ctx context.Context) error {
 // Run connects, identifies and serves the client's messages until ctx is
 // cancelled (it then disconnects gracefully and returns nil), or until a
 // lost connection could not be made again within the reconnection window
-// (it returns the error).
+// (it returns the error). Call it once; the Host must be running.
 func (c *Client) Run(ctx context.Context) error {
 	var lost time.Time // when the last connection was lost; zero while none is
 	backoff := 50 * time.Millisecond
