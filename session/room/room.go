@@ -68,6 +68,9 @@ var (
 type Handler interface {
 	// Init configures a new room, with the parameters of the join that
 	// created it. An error refuses that join; the room is not created.
+	// Init runs while the server holds its registry (so that concurrent
+	// joins fill one room rather than create several): keep it short, and
+	// do not call the Server's methods from it.
 	Init(r *Room, params map[string]string) (Config, error)
 	// JoinAttempt decides whether p may take a seat. A non-nil error
 	// refuses the join, and its text is the reason the client sees.
