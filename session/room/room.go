@@ -454,7 +454,12 @@ func (r *Room) do(ctx context.Context, f func()) error {
 	case <-done:
 		return nil
 	case <-r.stopping:
-		return fmt.Errorf("%w: %s", ErrNoRoom, r.id)
+		select {
+		case <-done: // f ran, then the room ended
+			return nil
+		default:
+			return fmt.Errorf("%w: %s", ErrNoRoom, r.id)
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
