@@ -112,10 +112,11 @@ func (c *counter) Signal(r *room.Room, data any) (any, error) {
 		switch data {
 		case "lock":
 			r.SetLocked(true)
+			return nil, nil
 		case "close":
 			r.Close()
+			return nil, nil
 		}
-		return nil, nil
 	case kick:
 		for _, m := range r.Members() {
 			if m != nil && m.Player.ID == uint64(data) {
