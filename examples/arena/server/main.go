@@ -84,8 +84,10 @@ func run(ctx context.Context, c config) error {
 	}
 	defer func() { _ = log.Sync() }()
 
+	// Bots on one machine share an address: let each hold every slot.
 	host, err := netloop.New(c.addr, netloop.WithPeers(c.peers), netloop.WithChannels(arenaproto.Channels),
-		netloop.WithLogger(log), netloop.WithDrainTimeout(2*time.Second), netloop.WithSocketBuffers(4<<20, 4<<20))
+		netloop.WithLogger(log), netloop.WithDrainTimeout(2*time.Second), netloop.WithSocketBuffers(4<<20, 4<<20),
+		netloop.WithPerAddressLimit(c.peers))
 	if err != nil {
 		return err
 	}
