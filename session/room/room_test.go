@@ -44,6 +44,7 @@ type addMsg struct{ N int }
 type sumMsg struct {
 	Seat, Sum, Inputs int
 	Tick              uint64
+	Disordered        bool // an input came before one sent earlier
 }
 
 var (
@@ -64,7 +65,13 @@ type counter struct {
 // kick is a Signal that kicks that player out of the room.
 type kick uint64
 
-type memberState struct{ sum, inputs int }
+// stats is a Signal that asks for the room's Stats.
+type stats struct{}
+
+type memberState struct {
+	sum, inputs, last int
+	disordered        bool
+}
 
 func (c *counter) note(format string, args ...any) {
 	select {
@@ -117,6 +124,8 @@ func (c *counter) Signal(r *room.Room, data any) (any, error) {
 			r.Close()
 			return nil, nil
 		}
+	case stats:
+		return r.Stats(), nil
 	case kick:
 		for _, m := range r.Members() {
 			if m != nil && m.Player.ID == uint64(data) {
@@ -142,7 +151,11 @@ func (c *counter) Tick(r *room.Room, t *room.Tick) {
 	}
 	for _, in := range t.Inputs {
 		st := in.Member.Data.(*memberState)
-		st.sum += in.Value.(addMsg).N
+		n := in.Value.(addMsg).N
+		if n < st.last {
+			st.disordered = true
+		}
+		st.sum, st.last = st.sum+n, n
 		st.inputs++
 	}
 	var all []int
@@ -152,7 +165,7 @@ func (c *counter) Tick(r *room.Room, t *room.Tick) {
 		}
 		st := m.Data.(*memberState)
 		all = append(all, st.sum)
-		_ = routeSum.Send(r.Context(), m, sumMsg{Seat: m.Seat, Sum: st.sum, Inputs: st.inputs, Tick: t.N})
+		_ = routeSum.Send(r.Context(), m, sumMsg{Seat: m.Seat, Sum: st.sum, Inputs: st.inputs, Tick: t.N, Disordered: st.disordered})
 	}
 	_ = routeAll.Broadcast(r.Context(), r, all)
 }
@@ -317,7 +330,7 @@ func TestJoinInputsSend(t *testing.T) {
 			}
 		}
 	}
-	if s := waitSum(t, a, 5050); s.Inputs != 100 || s.Seat != 0 {
+	if s := waitSum(t, a, 5050); s.Inputs != 100 || s.Seat != 0 || s.Disordered {
 		t.Fatalf("a's sum %+v", s)
 	}
 	waitSum(t, b, 10)
@@ -668,4 +681,40 @@ func TestKickAndClose(t *testing.T) {
 	if _, ok := a.Room(); ok {
 		t.Fatal("client still in a room")
 	}
+}
+
+// Inputs over a room's limit per tick are dropped and counted; the room
+// goes on.
+func TestInputLimit(t *testing.T) {
+	f := start(t, room.WithInputLimit(1))
+	h := newHost(t)
+	a := dial(t, h, f.addr, "a")
+	j, err := a.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass, Params: map[string]string{"max": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200 inputs sent at once arrive within a few ticks: one per tick fits.
+	for range 200 {
+		if err := routeAdd.Send(ctxT(t), a, addMsg{N: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st room.Stats
+	deadline := time.After(wait)
+	for st.Inputs+st.Dropped < 200 {
+		select {
+		case <-deadline:
+			t.Fatalf("stats %+v", st)
+		case <-a.sums: // a tick with inputs went by
+		}
+		v, err := f.srv.Signal(ctxT(t), j.Room, stats{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = v.(room.Stats)
+	}
+	if st.Dropped == 0 || st.Inputs+st.Dropped != 200 {
+		t.Fatalf("stats %+v: want some of 200 inputs dropped", st)
+	}
+	t.Logf("room stats %+v", st)
 }
