@@ -264,11 +264,11 @@ type Room struct {
 
 // Stats are a room's counters.
 type Stats struct {
-	Ticks    uint64 // ticks run
-	Overruns uint64 // ticks that began a whole step or more late
-	Skipped  uint64 // ticks dropped after MaxCatchUp
-	Inputs   uint64 // inputs delivered to Tick
-	Dropped  uint64 // inputs over the inbox limit, not delivered
+	Ticks         uint64 // ticks run
+	Overruns      uint64 // ticks that began a whole step or more late
+	Skipped       uint64 // ticks dropped after MaxCatchUp
+	Inputs        uint64 // inputs delivered to Tick
+	InputsDropped uint64 // inputs over the inbox limit, not delivered
 }
 
 type outMsg struct {
@@ -311,7 +311,7 @@ func (r *Room) Count() int { return r.count }
 // Stats returns the room's counters.
 func (r *Room) Stats() Stats {
 	s := r.stats
-	s.Dropped = uint64(r.inDrop.Load())
+	s.InputsDropped = uint64(r.inDrop.Load())
 	return s
 }
 

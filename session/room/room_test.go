@@ -701,7 +701,7 @@ func TestInputLimit(t *testing.T) {
 	}
 	var st room.Stats
 	deadline := time.After(wait)
-	for st.Inputs+st.Dropped < 200 {
+	for st.Inputs+st.InputsDropped < 200 {
 		select {
 		case <-deadline:
 			t.Fatalf("stats %+v", st)
@@ -713,7 +713,7 @@ func TestInputLimit(t *testing.T) {
 		}
 		st = v.(room.Stats)
 	}
-	if st.Dropped == 0 || st.Inputs+st.Dropped != 200 {
+	if st.InputsDropped == 0 || st.Inputs+st.InputsDropped != 200 {
 		t.Fatalf("stats %+v: want some of 200 inputs dropped", st)
 	}
 	t.Logf("room stats %+v", st)

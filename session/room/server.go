@@ -192,7 +192,7 @@ func WithMaxMembers(n int) Option {
 }
 
 // WithInputLimit bounds a room's inputs per tick to n per seat (default
-// 64); inputs over it are dropped and counted (Stats.Dropped).
+// 64); inputs over it are dropped and counted (Stats.InputsDropped).
 func WithInputLimit(n int) Option {
 	return func(s *Server) error {
 		if n < 1 || n > 1<<16 {

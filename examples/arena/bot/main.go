@@ -151,7 +151,7 @@ type result struct {
 	Disconnects   int64   `json:"disconnects"`
 	Reconnects    int64   `json:"reconnects"`
 	Rejoined      int64   `json:"rejoined"`
-	Dropped       int64   `json:"events_dropped"`
+	EventsDropped int64   `json:"events_dropped"`
 	Cut           int     `json:"cut"`
 	CutBack       int     `json:"cut_back_same_seat"`
 	CutKeptState  int     `json:"cut_kept_state"`
@@ -403,7 +403,7 @@ func summarize(c config, bots []*bot, w *window, joined int, inputs int64, holed
 		r.Disconnects += st.Disconnects
 		r.Reconnects += st.Resumed
 		r.Rejoined += st.Rejoined
-		r.Dropped += st.Dropped
+		r.EventsDropped += st.EventsDropped
 		r.TickHz = max(r.TickHz, b.tickHz.Load())
 	}
 	r.SnapsMean = sum / float64(len(bots))

@@ -214,7 +214,7 @@ type Stats struct {
 	Disconnects   int64 // connections lost (not ended by Run's context)
 	Resumed       int64 // reconnections that kept the identity
 	Rejoined      int64 // reconnections that came back to a seat
-	Dropped       int64 // events dropped because the client fell behind
+	EventsDropped int64 // events dropped because the client fell behind
 	Undecodable   int64 // messages no handler could decode
 	UnknownRoutes int64 // messages of types with no handler
 }
@@ -335,7 +335,7 @@ func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
-	s.Dropped = c.in.dropped.Load()
+	s.EventsDropped = c.in.dropped.Load()
 	return s
 }
 

@@ -33,7 +33,7 @@
 //
 // The Host never waits for a client: each has a bounded inbox
 // (WithInbox); unreliable messages that do not fit are dropped and
-// counted (Stats.Dropped), and a reliable one that does not fit resets
+// counted (Stats.EventsDropped), and a reliable one that does not fit resets
 // the connection, so that a handler never sees a gap in a reliable stream
 // (the client then reconnects).
 package client
