@@ -41,21 +41,22 @@ func (rec *recorder) Ticked(kind string, t room.TickInfo) {
 
 func (rec *recorder) MemberJoined(kind string) {
 	rec.Rooms.MemberJoined(kind)
-	rec.mu.Lock()
-	rec.joins++
-	rec.mu.Unlock()
+	rec.count(&rec.joins)
 }
 
 func (rec *recorder) MemberDropped(kind string) {
 	rec.Rooms.MemberDropped(kind)
-	rec.mu.Lock()
-	rec.drops++
-	rec.mu.Unlock()
+	rec.count(&rec.drops)
 }
 
 func (rec *recorder) MemberBack(kind string) {
 	rec.Rooms.MemberBack(kind)
+	rec.count(&rec.returns)
+}
+
+// count adds one to a counter of rec's.
+func (rec *recorder) count(n *int64) {
 	rec.mu.Lock()
-	rec.returns++
+	*n++
 	rec.mu.Unlock()
 }
