@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ type config struct {
 	tickHz, peers               int
 	window, liveness            time.Duration
 	verbose, throttle           bool
+	cpuProfile                  string
 }
 
 func main() {
@@ -58,6 +60,7 @@ func main() {
 	flag.IntVar(&c.peers, "peers", 1024, "most players connected at once")
 	flag.DurationVar(&c.window, "window", 10*time.Second, "reconnection window")
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
 	flag.BoolVar(&c.verbose, "v", false, "log at debug level (default: warnings and errors only)")
 	flag.BoolVar(&c.throttle, "throttle", false, "keep ENet's unreliable packet throttle (default: snapshots are never throttled)")
 	flag.Parse()
@@ -130,6 +133,17 @@ func run(ctx context.Context, c config) error {
 		if err := serveHTTP(gctx, g, c.metricsAddr, mux); err != nil {
 			return err
 		}
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	cpu0 := cpuTime()
