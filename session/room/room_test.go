@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
@@ -19,23 +17,10 @@ import (
 	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session/room"
 	"github.com/enetkit/enetkit/session/room/client"
+	"github.com/enetkit/enetkit/session/room/internal/roomtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(allocCheck{m}) }
-
-// allocCheck fails the run if ENet's C allocations are not back to where
-// they were once every host has been destroyed.
-type allocCheck struct{ m *testing.M }
-
-func (a allocCheck) Run() int {
-	before := netloop.LiveAllocations()
-	code := a.m.Run()
-	if after := netloop.LiveAllocations(); code == 0 && after != before {
-		fmt.Fprintf(os.Stderr, "ENet allocations: %d live after the tests, %d before\n", after, before)
-		return 1
-	}
-	return code
-}
+func TestMain(m *testing.M) { roomtest.Main(m) }
 
 const wait = netlooptest.Timeout
 

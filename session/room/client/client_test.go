@@ -6,15 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session/room/client"
+	"github.com/enetkit/enetkit/session/room/internal/roomtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { roomtest.Main(m) }
 
 func TestOptions(t *testing.T) {
 	if _, err := client.NewHost(0); !errors.Is(err, client.ErrOption) {
