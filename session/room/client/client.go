@@ -430,7 +430,8 @@ func (c *Client) Leave(ctx context.Context) error {
 // Run connects, identifies and serves the client's messages until ctx is
 // cancelled (it then disconnects gracefully and returns nil), or until a
 // lost connection could not be made again within the reconnection window
-// (it returns the error). Call it once; the Host must be running.
+// (it returns the error), or until its Host stops (ErrClosed). Call it
+// once; the Host must be running.
 func (c *Client) Run(ctx context.Context) error {
 	var lost time.Time // when the last connection was lost; zero while none is
 	backoff := 50 * time.Millisecond
@@ -438,6 +439,9 @@ func (c *Client) Run(ctx context.Context) error {
 		err := c.session(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, ErrClosed) {
+			return err // the Host stopped: no connection can be made
 		}
 		if !c.wasReady() {
 			if lost.IsZero() {
