@@ -67,3 +67,29 @@ func TestNoServer(t *testing.T) {
 		t.Fatalf("Run without a server: %v (ctx %v)", err, ctx.Err())
 	}
 }
+
+// A client whose Host stops ends at once with ErrClosed.
+func TestHostStops(t *testing.T) {
+	h, err := client.NewHost(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := netlooptest.Go(t, h.Run)
+	c, err := h.Client("127.0.0.1:9", client.WithReconnectWindow(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(context.Background()) }()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("Run: %v, want ErrClosed", err)
+		}
+	case <-time.After(netlooptest.Timeout):
+		t.Fatal("Run did not end after its Host stopped")
+	}
+}
