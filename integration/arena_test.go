@@ -135,7 +135,7 @@ func TestExampleArena(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	expectOutput(t, "metrics", string(body), `enetkit_room_members{kind="arena"}`, `enetkit_room_tick_seconds_bucket{kind="arena"`, `enetkit_room_drops_total{kind="arena"}`)
+	expectOutput(t, "metrics", string(body), `enetkit_room_members{kind="arena"}`, `enetkit_room_tick_seconds_bucket{kind="arena"`, `enetkit_room_drops_total{kind="arena"}`, "enetkit_sessions_started_total")
 
 	var r botResult
 	select {

@@ -34,9 +34,11 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/examples/arena/arenaproto"
 	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/session"
 	"github.com/enetkit/enetkit/session/room"
 )
 
@@ -100,8 +102,15 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	rec := &recorder{Rooms: rm}
+	hm, err := metrics.New(reg) // the host's, the sessions' and the messages' figures
+	if err != nil {
+		return err
+	}
+	hm.AddHost("arena", host)
 	opts := []room.Option{room.WithLogger(log), room.WithObserver(rec),
-		room.WithReconnectWindow(c.window), room.WithLiveness(c.liveness)}
+		room.WithReconnectWindow(c.window), room.WithLiveness(c.liveness),
+		room.WithSessionOptions(session.WithObserver(hm)),
+		room.WithMux(dispatch.NewMux(dispatch.WithObserver(hm), dispatch.WithLogger(log)))}
 	if !c.throttle {
 		opts = append(opts, room.WithThrottle(netloop.Throttle{Interval: 5 * time.Second, Acceleration: 2}))
 	}
