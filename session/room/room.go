@@ -484,7 +484,8 @@ func (r *Room) run(ctx context.Context) {
 	start := time.Now()
 	next := start.Add(r.period)
 	last := start
-	tm := time.NewTimer(r.period)
+	early := r.srv.early
+	tm := time.NewTimer(r.period - early)
 	defer tm.Stop()
 	for !r.closing {
 		select {
@@ -497,6 +498,9 @@ func (r *Room) run(ctx context.Context) {
 			r.fire(r.now)
 			r.flush()
 		case <-tm.C:
+			if d := time.Until(next); d > 0 && early > 0 {
+				r.srv.sleep(d)
+			}
 			now := time.Now()
 			for n := 0; !next.After(now); n++ {
 				if n > MaxCatchUp {
@@ -511,7 +515,7 @@ func (r *Room) run(ctx context.Context) {
 				next = next.Add(r.period)
 				now = time.Now()
 			}
-			tm.Reset(time.Until(next))
+			tm.Reset(time.Until(next) - early)
 		}
 	}
 	r.terminate(0, "closed")

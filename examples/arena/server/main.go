@@ -49,7 +49,7 @@ type config struct {
 	addr, httpAddr, metricsAddr string
 	tickHz, peers               int
 	window, liveness            time.Duration
-	verbose, throttle           bool
+	verbose, throttle, precise  bool
 	cpuProfile                  string
 }
 
@@ -62,6 +62,7 @@ func main() {
 	flag.IntVar(&c.peers, "peers", 1024, "most players connected at once")
 	flag.DurationVar(&c.window, "window", 10*time.Second, "reconnection window")
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
+	flag.BoolVar(&c.precise, "precise", false, "precise ticks (room.WithPreciseTicks): lower lateness, more CPU")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
 	flag.BoolVar(&c.verbose, "v", false, "log at debug level (default: warnings and errors only)")
 	flag.BoolVar(&c.throttle, "throttle", false, "keep ENet's unreliable packet throttle (default: snapshots are never throttled)")
@@ -111,6 +112,9 @@ func run(ctx context.Context, c config) error {
 		room.WithReconnectWindow(c.window), room.WithLiveness(c.liveness),
 		room.WithSessionOptions(session.WithObserver(hm)),
 		room.WithMux(dispatch.NewMux(dispatch.WithObserver(hm), dispatch.WithLogger(log)))}
+	if c.precise {
+		opts = append(opts, room.WithPreciseTicks())
+	}
 	if !c.throttle {
 		opts = append(opts, room.WithThrottle(netloop.Throttle{Interval: 5 * time.Second, Acceleration: 2}))
 	}
