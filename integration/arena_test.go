@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -14,17 +13,6 @@ import (
 	"testing"
 	"time"
 )
-
-// freeTCPAddr returns a loopback TCP address that was free a moment ago.
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // arenaRoom is one room of the arena server's /state.
 type arenaRoom struct {

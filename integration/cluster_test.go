@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,18 +186,4 @@ func buildNatsd(t *testing.T) string {
 		t.Fatalf("go build natsd: %v\n%s", err, out)
 	}
 	return filepath.Join(dir, "natsd")
-}
-
-// freeTCPAddr returns a loopback TCP address that was free a moment ago.
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
