@@ -106,7 +106,7 @@ func testGroupPeers(t *testing.T, peers int) {
 				counts.add(fmt.Sprint("disconnect", i), 1)
 				counts.add("client.disconnect", 1)
 			}
-		}, netloop.WithPeers(perClient), netloop.WithSocketBuffers(1<<20, 1<<20))
+		}, netloop.WithPeers(perClient), netloop.WithSocketBuffers(1<<20, 1<<20), loadConnectTimeout)
 	}
 
 	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Minute)

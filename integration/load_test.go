@@ -75,7 +75,7 @@ func testLoad(t *testing.T, peers int) {
 				counts.add(fmt.Sprint("disconnect", i), 1)
 				counts.add("client.disconnect", 1)
 			}
-		}, netloop.WithPeers(perHost))
+		}, netloop.WithPeers(perHost), loadConnectTimeout)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -274,7 +274,7 @@ func TestSoak(t *testing.T) {
 	nodes := make([]*node, hosts)
 	for i := range nodes {
 		boxes := newMailboxes()
-		nodes[i] = startNode(t, "", boxes.deliver(errs), netloop.WithPeers(perHost), netloop.WithChannels(2))
+		nodes[i] = startNode(t, "", boxes.deliver(errs), netloop.WithPeers(perHost), netloop.WithChannels(2), loadConnectTimeout)
 		for j := range perHost {
 			clients.Go(func() {
 				if err := soakClient(nodes[i], boxes, hostAddr(srv.Host), byte(j), cycle, gap, stop, counts); err != nil {
@@ -399,3 +399,8 @@ func soakEvent(box <-chan netloop.Event) (netloop.Event, error) {
 		return netloop.Event{}, fmt.Errorf("no event within %v", stepWait)
 	}
 }
+
+// loadConnectTimeout is ENet's own connect timeout, for client hosts that
+// open thousands of connections at once: with -race, beside the other
+// packages' tests, a handshake may wait longer than netloop's default 5s.
+var loadConnectTimeout = netloop.WithConnectTimeout(30 * time.Second)

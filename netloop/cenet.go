@@ -69,6 +69,8 @@ type chost struct {
 	h  *C.ENetHost
 	s  *C.nl_state
 	ev []C.nl_event // the C event array, viewed from Go
+
+	scratch []byte // small messages on their way to C (see small)
 }
 
 // cevent is one event of the current batch: a view into C memory that is
@@ -187,8 +189,12 @@ func newPacket(data []byte, f Flag) (packet, error) {
 	return packet{p}, nil
 }
 
-// destroy frees a packet no peer took.
-func (p packet) destroy() { C.nl_packet_destroy(p.p) }
+// destroy frees a packet no peer took; the zero packet is none.
+func (p packet) destroy() {
+	if p.p != nil {
+		C.nl_packet_destroy(p.p)
+	}
+}
 
 // sent is what handing a packet to one peer came to.
 type sent int8
@@ -199,9 +205,33 @@ const (
 	sentSequence sent = C.NL_SEQUENCE // unreliable above the MTU with a full sequence window: dropped
 )
 
-// send hands p to the peer in slot idx; p is destroyed unless it was sent.
-func (c *chost) send(idx uint16, ch uint8, p packet) sent {
-	return sent(C.nl_peer_send(c.h, c.s, C.enet_uint16(idx), C.enet_uint8(ch), p.p))
+// send hands cmd's message to the peer in slot idx, in cmd's packet
+// (destroyed unless it was sent) or, for a small message, in a packet made
+// here: one cgo call either way.
+func (c *chost) send(idx uint16, cmd *command) sent {
+	if cmd.pkt.p != nil {
+		return sent(C.nl_peer_send(c.h, c.s, C.enet_uint16(idx), C.enet_uint8(cmd.ch), cmd.pkt.p))
+	}
+	b := c.small(cmd)
+	return sent(C.nl_peer_send_data(c.h, c.s, C.enet_uint16(idx), C.enet_uint8(cmd.ch), unsafe.Pointer(&b[0]), C.size_t(len(b)), C.enet_uint32(cmd.flag.enet())))
+}
+
+// packetOf returns cmd's packet, made here from its small message if it
+// carries one.
+func (c *chost) packetOf(cmd *command) (packet, error) {
+	if cmd.pkt.p != nil {
+		return cmd.pkt, nil
+	}
+	return newPacket(c.small(cmd), cmd.flag)
+}
+
+// small copies cmd's small message into the chost's scratch buffer: C may
+// not be handed a pointer into the command, which holds Go pointers.
+func (c *chost) small(cmd *command) []byte {
+	if c.scratch == nil {
+		c.scratch = make([]byte, smallMessage)
+	}
+	return c.scratch[:copy(c.scratch, cmd.small[:cmd.size])]
 }
 
 // multicast hands p, shared, to the peers in the given slots, writes what

@@ -597,9 +597,10 @@ func (h *Host) Send(ctx context.Context, p Peer, ch uint8, data []byte, flag Fla
 		}
 		sl.inflight.Add(int64(len(data)))
 	}
-	pkt, err := newPacket(data, flag)
+	c := command{op: opSend, peer: p, ch: ch, flag: flag}
+	err := c.setMessage(data)
 	if err == nil {
-		err = h.submitPacket(ctx, command{op: opSend, peer: p, ch: ch, flag: flag, size: len(data), pkt: pkt})
+		err = h.submitPacket(ctx, c)
 	}
 	if err != nil && h.cfg.outPolicy == OutboundWait {
 		sl.inflight.Add(-int64(len(data)))
@@ -673,11 +674,11 @@ func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) 
 	if int(ch) >= MaxChannels {
 		return fmt.Errorf("%w: channel %d, ENet's limit is %d", ErrChannel, ch, MaxChannels-1)
 	}
-	pkt, err := newPacket(data, flag)
-	if err != nil {
+	c := command{op: opBroadcast, ch: ch, flag: flag}
+	if err := c.setMessage(data); err != nil {
 		return err
 	}
-	return h.submitPacket(ctx, command{op: opBroadcast, ch: ch, flag: flag, size: len(data), pkt: pkt})
+	return h.submitPacket(ctx, c)
 }
 
 // Multicast queues data for each of peers with a single command and a
@@ -695,13 +696,14 @@ func (h *Host) Multicast(ctx context.Context, peers []Peer, ch uint8, data []byt
 	if len(peers) == 0 {
 		return nil
 	}
-	pkt, err := newPacket(data, flag)
-	if err != nil {
+	c := command{op: opMulticast, ch: ch, flag: flag}
+	if err := c.setMessage(data); err != nil {
 		return err
 	}
 	list := peerLists.Get().(*[]Peer)
 	*list = append((*list)[:0], peers...)
-	return h.submitPacket(ctx, command{op: opMulticast, ch: ch, flag: flag, size: len(data), pkt: pkt, peers: list})
+	c.peers = list
+	return h.submitPacket(ctx, c)
 }
 
 // Connect starts a connection to addr with the given channel count

@@ -31,9 +31,28 @@ type command struct {
 	data  uint32
 	size  int // opSend, opBroadcast, opMulticast: the message's length
 	peer  Peer
-	pkt   packet  // opSend, opBroadcast, opMulticast: the loop takes it
+	pkt   packet  // opSend, opBroadcast, opMulticast: the loop takes it; none for a small message
 	peers *[]Peer // opMulticast: a copy, from peerLists, which the loop returns
 	fn    func(*loop)
+	small [smallMessage]byte // a message of up to smallMessage bytes, copied here instead of into pkt
+}
+
+// smallMessage is the size up to which a message travels inside its
+// command, copied in Go, rather than in an ENet packet the sender makes:
+// for a small message the cgo call costs more than the copies.
+const smallMessage = 64
+
+// setMessage copies data into c: into c.small if it fits, else into an
+// ENet packet made here, in the sender's goroutine.
+func (c *command) setMessage(data []byte) error {
+	c.size = len(data)
+	if len(data) <= smallMessage {
+		copy(c.small[:], data)
+		return nil
+	}
+	var err error
+	c.pkt, err = newPacket(data, c.flag)
+	return err
 }
 
 // peerLists recycles Multicast's copies of its peer lists.
@@ -252,7 +271,7 @@ func (l *loop) exec(c command) {
 			// The caller waited for room (see Host.waitRoom).
 			sl := &l.h.slots[idx]
 			sl.inflight.Add(-int64(c.size))
-			l.handed(idx, c.flag, c.size, l.c.send(idx, c.ch, c.pkt))
+			l.handed(idx, c.flag, c.size, l.c.send(idx, &c))
 			sl.queued.Store(int64(s.queued))
 			return
 		}
@@ -260,7 +279,7 @@ func (l *loop) exec(c command) {
 			c.pkt.destroy()
 			return
 		}
-		l.handed(idx, c.flag, c.size, l.c.send(idx, c.ch, c.pkt))
+		l.handed(idx, c.flag, c.size, l.c.send(idx, &c))
 	case opBroadcast:
 		l.idx = l.idx[:0]
 		for i := range l.slots {
@@ -299,10 +318,19 @@ func (l *loop) exec(c command) {
 
 // multicast hands c's packet, shared, to the slots in l.idx.
 func (l *loop) multicast(c command) {
+	if len(l.idx) == 0 {
+		c.pkt.destroy()
+		return
+	}
 	if len(l.idx) > len(l.results) {
 		l.results = make([]sent, len(l.idx))
 	}
-	l.c.multicast(l.idx, c.ch, c.pkt, l.results[:len(l.idx)])
+	pkt, err := l.c.packetOf(&c)
+	if err != nil {
+		l.log.Error("multicast: no packet", zap.Error(err))
+		return
+	}
+	l.c.multicast(l.idx, c.ch, pkt, l.results[:len(l.idx)])
 	for i, idx := range l.idx {
 		l.handed(idx, c.flag, c.size, l.results[i])
 	}

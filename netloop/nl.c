@@ -454,6 +454,14 @@ int nl_peer_send(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, ENetP
 	return rc;
 }
 
+// nl_peer_send_data makes a packet of a copy of data and hands it to the
+// peer in slot idx, as nl_peer_send does.
+int nl_peer_send_data(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, const void *data, size_t len, enet_uint32 flags) {
+	ENetPacket *p = nl_packet_new(data, len, flags);
+	if (p == NULL) return NL_REFUSED;
+	return nl_peer_send(h, s, idx, ch, p);
+}
+
 // nl_multicast hands p, shared, to the peers in slots idx[0..n), and writes
 // each one's nl_sent to result[i]; it returns how many took it. p is
 // destroyed if none did.

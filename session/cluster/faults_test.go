@@ -32,7 +32,13 @@ func TestNATSOutage(t *testing.T) {
 			t.Fatal(j.err)
 		}
 	}
-	eventually(t, "room of 2", func() bool { return roomA.Len() == 2 && roomB.Len() == 2 })
+	// Bindings and memberships are separate keys: wait for both to reach
+	// both replicas before NATS goes.
+	eventually(t, "room of 2 and both bindings", func() bool {
+		na, _ := a.Where("bob")
+		nb, _ := b.Where("alice")
+		return roomA.Len() == 2 && roomB.Len() == 2 && na == "b" && nb == "a"
+	})
 
 	port := ns.Addr().(*net.TCPAddr).Port
 	ns.Shutdown()
