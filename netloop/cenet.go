@@ -115,13 +115,13 @@ func (c *chost) destroy() {
 // pump services the host once, without waiting, and returns the batch of
 // events.
 func (c *chost) pump() []cevent {
-	n := C.nl_pump(c.h, c.s)
+	n := C.nl_pump(c.s)
 	return c.ev[:n]
 }
 
 // park sends held acknowledgements, then waits up to ms milliseconds for a
 // datagram.
-func (c *chost) park(ms int) { C.nl_park(c.h, c.s, C.int(ms)) }
+func (c *chost) park(ms int) { C.nl_park(c.s, C.int(ms)) }
 
 // serviceFailed reports whether the last pump's enet_host_service failed.
 func (c *chost) serviceFailed() bool { return c.s.lastrc < 0 }
@@ -210,10 +210,10 @@ const (
 // here: one cgo call either way.
 func (c *chost) send(idx uint16, cmd *command) sent {
 	if cmd.pkt.p != nil {
-		return sent(C.nl_peer_send(c.h, c.s, C.enet_uint16(idx), C.enet_uint8(cmd.ch), cmd.pkt.p))
+		return sent(C.nl_peer_send(c.s, C.enet_uint16(idx), C.enet_uint8(cmd.ch), cmd.pkt.p))
 	}
 	b := c.small(cmd)
-	return sent(C.nl_peer_send_data(c.h, c.s, C.enet_uint16(idx), C.enet_uint8(cmd.ch), unsafe.Pointer(&b[0]), C.size_t(len(b)), C.enet_uint32(cmd.flag.enet())))
+	return sent(C.nl_peer_send_data(c.s, C.enet_uint16(idx), C.enet_uint8(cmd.ch), unsafe.Pointer(&b[0]), C.size_t(len(b)), C.enet_uint32(cmd.flag.enet())))
 }
 
 // packetOf returns cmd's packet, made here from its small message if it

@@ -369,7 +369,8 @@ void nl_flush(ENetHost *h, nl_state *s) {
 
 // nl_park sends the acknowledgements the last service call held back, then
 // waits up to timeout ms for a datagram, as enet_host_service would.
-void nl_park(ENetHost *h, nl_state *s, int timeout) {
+void nl_park(nl_state *s, int timeout) {
+	ENetHost *h = s->host;
 	if (s->held) nl_flush(h, s);
 	struct pollfd p = { .fd = h->socket, .events = POLLIN };
 	poll(&p, 1, timeout);
@@ -382,7 +383,8 @@ void nl_park(ENetHost *h, nl_state *s, int timeout) {
 // counters. It returns the number of events. The service call never waits,
 // so that it reads the socket in one pass, whose datagrams the intercept
 // counts.
-int nl_pump(ENetHost *h, nl_state *s) {
+int nl_pump(nl_state *s) {
+	ENetHost *h = s->host;
 	ENetEvent ev;
 	nl_cur = s;
 	nl_release(s);
@@ -447,7 +449,8 @@ static int nl_send_one(ENetHost *h, nl_state *s, ENetPeer *peer, enet_uint8 ch, 
 }
 
 // nl_peer_send hands p to the peer in slot idx; on failure p is destroyed.
-int nl_peer_send(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, ENetPacket *p) {
+int nl_peer_send(nl_state *s, enet_uint16 idx, enet_uint8 ch, ENetPacket *p) {
+	ENetHost *h = s->host;
 	p->userData = (void *)(size_t)(idx + 1);
 	int rc = nl_send_one(h, s, &h->peers[idx], ch, p);
 	if (rc != NL_SENT) nl_packet_destroy(p);
@@ -456,10 +459,10 @@ int nl_peer_send(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, ENetP
 
 // nl_peer_send_data makes a packet of a copy of data and hands it to the
 // peer in slot idx, as nl_peer_send does.
-int nl_peer_send_data(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, const void *data, size_t len, enet_uint32 flags) {
+int nl_peer_send_data(nl_state *s, enet_uint16 idx, enet_uint8 ch, const void *data, size_t len, enet_uint32 flags) {
 	ENetPacket *p = nl_packet_new(data, len, flags);
 	if (p == NULL) return NL_REFUSED;
-	return nl_peer_send(h, s, idx, ch, p);
+	return nl_peer_send(s, idx, ch, p);
 }
 
 // nl_multicast hands p, shared, to the peers in slots idx[0..n), and writes

@@ -118,16 +118,16 @@ nl_state *nl_state_new(ENetHost *h, int cap, const void *cookie);
 void      nl_state_free(nl_state *s);
 void      nl_destroy(ENetHost *h, nl_state *s);
 
-int  nl_pump(ENetHost *h, nl_state *s);
-void nl_park(ENetHost *h, nl_state *s, int timeout);
+int  nl_pump(nl_state *s);
+void nl_park(nl_state *s, int timeout);
 void nl_flush(ENetHost *h, nl_state *s);
 int  nl_readable(ENetHost *h);
 int  nl_half_open(ENetHost *h);
 
 ENetPacket *nl_packet_new(const void *data, size_t len, enet_uint32 flags);
 void        nl_packet_destroy(ENetPacket *p);
-int nl_peer_send(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, ENetPacket *p);
-int nl_peer_send_data(ENetHost *h, nl_state *s, enet_uint16 idx, enet_uint8 ch, const void *data, size_t len, enet_uint32 flags);
+int nl_peer_send(nl_state *s, enet_uint16 idx, enet_uint8 ch, ENetPacket *p);
+int nl_peer_send_data(nl_state *s, enet_uint16 idx, enet_uint8 ch, const void *data, size_t len, enet_uint32 flags);
 int nl_multicast(ENetHost *h, nl_state *s, const enet_uint16 *idx, int n, enet_uint8 ch, ENetPacket *p, int8_t *result);
 size_t nl_queued_bytes(ENetHost *h, enet_uint16 idx);
 
