@@ -39,10 +39,18 @@ const (
 // its connection (Reason ReasonRefused).
 const (
 	// RefusedFull: every peer slot of the host holds a connection.
-	RefusedFull uint32 = C.NL_REFUSED_FULL
+	RefusedFull uint32 = 0x7E7E0001
 	// RefusedAddress: the client's IP address holds as many connections as
 	// the host allows one address (WithPerAddressLimit).
-	RefusedAddress uint32 = C.NL_REFUSED_ADDRESS
+	RefusedAddress uint32 = 0x7E7E0002
+)
+
+// The refusal codes must be nl.h's: these fail to compile otherwise.
+var (
+	_ [RefusedFull - C.NL_REFUSED_FULL]struct{}
+	_ [C.NL_REFUSED_FULL - RefusedFull]struct{}
+	_ [RefusedAddress - C.NL_REFUSED_ADDRESS]struct{}
+	_ [C.NL_REFUSED_ADDRESS - RefusedAddress]struct{}
 )
 
 // The exported limits must be ENet's: these fail to compile otherwise.
