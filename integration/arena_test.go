@@ -171,7 +171,7 @@ func checkSpectatorPage(t *testing.T, ctx context.Context, web string) {
 	t.Helper()
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("no chromium on PATH (.ci/setup installs it): spectator page not checked")
+		t.Skip("no chromium on PATH (.ci/test installs it): spectator page not checked")
 	}
 	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=3000", "--dump-dom", "http://"+web+"/")

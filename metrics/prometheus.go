@@ -35,7 +35,6 @@ var defs = []metricDef{
 	{"host_peers_over_limit_total", "Peers disconnected because their outbound queue was over its limit.", []string{"host"}},
 	{"host_half_open_peers", "Peer slots whose CONNECT was answered and not yet acknowledged.", []string{"host"}},
 	{"host_half_open_evicted_total", "Half-open slots reset to admit a newer CONNECT.", []string{"host"}},
-	{"host_half_open_reaped_total", "Half-open slots reset after the handshake timeout.", []string{"host"}},
 	{"host_connects_refused_total", "CONNECTs refused, by reason (full: no slot; address: per-address limit).", []string{"host", "reason"}},
 	{"host_connected_peers", "Connected peers.", []string{"host"}},
 	{"host_peer_slots", "Peer slots of the host.", []string{"host"}},
@@ -125,7 +124,6 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		counter("host_peers_over_limit_total", float64(st.PeersOverLimit), n)
 		gauge("host_half_open_peers", float64(st.HalfOpen), n)
 		counter("host_half_open_evicted_total", float64(st.HalfOpenEvicted), n)
-		counter("host_half_open_reaped_total", float64(st.HalfOpenReaped), n)
 		counter("host_connects_refused_total", float64(st.ConnectsRefused), n, "full")
 		counter("host_connects_refused_total", float64(st.ConnectsRefusedAddress), n, "address")
 		gauge("host_connected_peers", float64(st.ConnectedPeers), n)

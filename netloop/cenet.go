@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
-	"time"
 	"unsafe"
 
 	enet "github.com/codecat/go-enet"
@@ -136,16 +135,16 @@ func (c *chost) serviceFailed() bool { return c.s.lastrc < 0 }
 
 // counters of the intercept, the service calls and the packet callback.
 type ccounters struct {
-	heldAcks, wakes, malformed, serviceErrors    uint64
-	evicted, reaped, refusedFull, refusedAddress uint64
-	throttled, sequenceDrops                     uint64
+	heldAcks, wakes, malformed, serviceErrors uint64
+	evicted, refusedFull, refusedAddress      uint64
+	throttled, sequenceDrops                  uint64
 }
 
 func (c *chost) counters() ccounters {
 	s := c.s
 	return ccounters{
 		heldAcks: uint64(s.cut), wakes: uint64(s.wakes), malformed: uint64(s.malformed), serviceErrors: uint64(s.serviceErrors),
-		evicted: uint64(s.evicted), reaped: uint64(s.reaped), refusedFull: uint64(s.refusedFull), refusedAddress: uint64(s.refusedAddress),
+		evicted: uint64(s.evicted), refusedFull: uint64(s.refusedFull), refusedAddress: uint64(s.refusedAddress),
 		throttled: uint64(s.throttled), sequenceDrops: uint64(s.sequenceDrops),
 	}
 }
@@ -156,12 +155,8 @@ func (c *chost) serviceErrors() uint64 { return uint64(c.s.serviceErrors) }
 // not yet acknowledged the answer.
 func (c *chost) halfOpen() int { return int(C.nl_half_open(c.h)) }
 
-// setAdmission sets the handshake defence: how long a half-open slot may
-// wait, and how many connections one address may hold.
-func (c *chost) setAdmission(handshake time.Duration, perAddress int) {
-	c.s.handshake = C.enet_uint32(handshake / time.Millisecond)
-	c.s.perAddress = C.size_t(perAddress)
-}
+// setPerAddress sets how many connections one address may hold.
+func (c *chost) setPerAddress(n int) { c.s.perAddress = C.size_t(n) }
 
 func (c *chost) flush()         { C.nl_flush(c.h, c.s) }
 func (c *chost) readable() bool { return C.nl_readable(c.h) != 0 }

@@ -124,14 +124,15 @@
 // datagram, before its source has proved its address, and keeps it
 // half-open for up to 30 seconds while it retransmits to that address: a
 // flood of forged CONNECTs would lock every player out. The intercept
-// admits CONNECTs itself: a half-open slot lives at most the handshake
-// timeout (WithHandshakeTimeout, 3s); a CONNECT that finds no free slot
-// takes the oldest half-open one; one IPv4 address holds at most
+// admits CONNECTs itself: a CONNECT that finds no free slot takes the
+// oldest half-open one (a half-open slot is never reset while others are
+// free: under load, a real client's answer may wait a while in the socket's
+// queue); one IPv4 address holds at most
 // WithPerAddressLimit connections (32). A CONNECT refused for lack of a
 // slot, or by the per-address limit, is answered at once with a
 // disconnection whose data says why (RefusedFull, RefusedAddress), so a
 // netloop client learns it in one round trip (ReasonRefused) rather than
-// after half a minute. Stats counts half-open, evicted, reaped and refused.
+// after half a minute. Stats counts half-open, evicted and refused.
 // The limit of the defence is ENet's protocol: a slot is given before the
 // client answers, so a real client connects during a flood as long as it
 // answers within (slots / flood rate) seconds.

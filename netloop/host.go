@@ -68,7 +68,6 @@ type config struct {
 	outLimit        int
 	outPolicy       Outbound
 	maxPendingBytes int
-	handshake       time.Duration
 	perAddress      int
 	share           share // SO_REUSEPORT, for host groups (group.go)
 }
@@ -118,18 +117,6 @@ func WithMaxPendingBytes(n int) Option { return func(c *config) { c.maxPendingBy
 func WithOutboundLimit(bytes int, policy Outbound) Option {
 	return func(c *config) { c.outLimit, c.outPolicy = bytes, policy }
 }
-
-// WithHandshakeTimeout sets how long a connection attempt may hold a peer
-// slot before its peer answers (default 3s, 100ms..1m). ENet answers every
-// CONNECT datagram with a slot, and keeps it for up to 30s while it
-// retransmits to an address that may be forged; a flood of such datagrams
-// would lock every real client out. A netloop host frees such a half-open
-// slot after the handshake timeout, and gives a CONNECT that finds no free
-// slot the oldest half-open one, so a real client connects during a flood
-// as long as it answers within (slots / flood rate) seconds: 0.4s for 4095
-// slots under 10,000 forged CONNECTs a second. Stats counts half-open,
-// evicted and reaped slots.
-func WithHandshakeTimeout(d time.Duration) Option { return func(c *config) { c.handshake = d } }
 
 // WithPerAddressLimit sets how many connections, established or
 // half-open, one IPv4 address may hold (default 32, 1..MaxPeers). A CONNECT
@@ -225,8 +212,6 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: outbound limit %d bytes, want at least 64 KiB", ErrRange, c.outLimit)
 	case c.outPolicy > OutboundWait:
 		return fmt.Errorf("%w: outbound policy %d", ErrRange, c.outPolicy)
-	case c.handshake < 100*time.Millisecond || c.handshake > time.Minute:
-		return fmt.Errorf("%w: handshake timeout %v, want 100ms..1m", ErrRange, c.handshake)
 	case c.perAddress < 1 || c.perAddress > MaxPeers:
 		return fmt.Errorf("%w: per-address limit %d, want 1..%d", ErrRange, c.perAddress, MaxPeers)
 	}
@@ -297,7 +282,6 @@ func New(addr string, opts ...Option) (*Host, error) {
 		connectTimeout:  5000,
 		maxPendingBytes: 64 << 20,
 		outLimit:        8 << 20,
-		handshake:       3 * time.Second,
 		perAddress:      32,
 	}
 	for _, o := range opts {
@@ -371,7 +355,7 @@ func (h *Host) attach(c *chost) error {
 		return fmt.Errorf("wake socket: %w", err)
 	}
 	c.setCoalesce(!h.cfg.immediateAcks)
-	c.setAdmission(h.cfg.handshake, h.cfg.perAddress)
+	c.setPerAddress(h.cfg.perAddress)
 	h.c = c
 	return nil
 }

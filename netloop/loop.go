@@ -652,7 +652,7 @@ func (l *loop) stats() Stats {
 	c := l.c.counters()
 	s.Malformed, s.ServiceErrors, s.Wakes, s.HeldAcks = c.malformed, c.serviceErrors, c.wakes, c.heldAcks
 	s.HalfOpen = l.c.halfOpen()
-	s.HalfOpenEvicted, s.HalfOpenReaped = c.evicted, c.reaped
+	s.HalfOpenEvicted = c.evicted
 	s.ConnectsRefused, s.ConnectsRefusedAddress = c.refusedFull, c.refusedAddress
 	s.Throttled = c.throttled
 	s.Dropped += c.sequenceDrops

@@ -112,7 +112,6 @@ func TestLua_host_create_errors(t *testing.T) {
 		{"negative pending bytes", "", []netloop.Option{netloop.WithMaxPendingBytes(-1)}, netloop.ErrRange},
 		{"outbound limit below 64 KiB", "", []netloop.Option{netloop.WithOutboundLimit(1000, netloop.OutboundDrop)}, netloop.ErrRange},
 		{"unknown outbound policy", "", []netloop.Option{netloop.WithOutboundLimit(1<<20, netloop.Outbound(9))}, netloop.ErrRange},
-		{"handshake timeout too short", "", []netloop.Option{netloop.WithHandshakeTimeout(time.Millisecond)}, netloop.ErrRange},
 		{"per-address limit 0", "", []netloop.Option{netloop.WithPerAddressLimit(0)}, netloop.ErrRange},
 		{"per-address limit above MaxPeers", "", []netloop.Option{netloop.WithPerAddressLimit(netloop.MaxPeers + 1)}, netloop.ErrRange},
 		{"park 0", "", []netloop.Option{netloop.WithParkInterval(0)}, netloop.ErrRange},

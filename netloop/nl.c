@@ -80,10 +80,11 @@ static void nl_refuse(nl_state *s, ENetHost *h, enet_uint16 clientPeer, enet_uin
 // h->receivedAddress) before ENet sees it; it returns 1 to drop the datagram.
 // ENet gives every CONNECT a peer slot and keeps it half-open for up to 30s
 // while it retransmits to an address that may never answer, so a flood of
-// forged CONNECTs locks everybody out. Here a half-open slot lives at most
-// s->handshake ms, and a CONNECT that finds no free slot takes the oldest
-// half-open one; one address holds at most s->perAddress slots. It walks the
-// peers once, as ENet itself does for every CONNECT.
+// forged CONNECTs locks everybody out. Here a CONNECT that finds no free slot
+// takes the oldest half-open one, and one address holds at most
+// s->perAddress slots. A half-open slot is never reset while others are free:
+// under load, a real client's answer may wait a while in the socket's queue.
+// It walks the peers once, as ENet itself does for every CONNECT.
 static int nl_admit(nl_state *s, ENetHost *h, const enet_uint8 *c) {
 	enet_uint32 now = h->serviceTime;
 	enet_uint32 connectID; // network byte order, as ENet keeps it
@@ -92,14 +93,8 @@ static int nl_admit(nl_state *s, ENetHost *h, const enet_uint8 *c) {
 	ENetPeer *free = NULL, *oldest = NULL;
 	size_t same = 0;
 	for (ENetPeer *p = h->peers; p < &h->peers[h->peerCount]; p++) {
-		if (nl_half_open_state(p)) {
-			size_t i = (size_t)(p - h->peers);
-			if (ENET_TIME_DIFFERENCE(now, s->since[i]) >= s->handshake) {
-				enet_peer_reset(p);
-				s->reaped++;
-			} else if (oldest == NULL || ENET_TIME_LESS(s->since[i], s->since[oldest - h->peers])) {
-				oldest = p;
-			}
+		if (nl_half_open_state(p) && (oldest == NULL || ENET_TIME_LESS(s->since[p - h->peers], s->since[oldest - h->peers]))) {
+			oldest = p;
 		}
 		if (p->state == ENET_PEER_STATE_DISCONNECTED) {
 			if (free == NULL) free = p;
@@ -127,20 +122,6 @@ static int nl_admit(nl_state *s, ENetHost *h, const enet_uint8 *c) {
 	// ENet takes the first free slot, the one found above.
 	s->since[free - h->peers] = now;
 	return 0;
-}
-
-// nl_reap resets half-open slots older than the handshake timeout, at most
-// every 100ms; nl_admit reaps as it goes.
-static void nl_reap(nl_state *s, ENetHost *h) {
-	enet_uint32 now = h->serviceTime;
-	if (ENET_TIME_DIFFERENCE(now, s->lastReap) < 100) return;
-	s->lastReap = now;
-	for (ENetPeer *p = h->peers; p < &h->peers[h->peerCount]; p++) {
-		if (nl_half_open_state(p) && ENET_TIME_DIFFERENCE(now, s->since[p - h->peers]) >= s->handshake) {
-			enet_peer_reset(p);
-			s->reaped++;
-		}
-	}
 }
 
 int nl_half_open(ENetHost *h) {
@@ -282,7 +263,6 @@ nl_state *nl_state_new(ENetHost *h, int cap, const void *cookie) {
 	s->cap = cap;
 	s->peers = h->peerCount;
 	s->saved = ENET_SOCKET_NULL;
-	s->handshake = 3000;
 	s->perAddress = ENET_PROTOCOL_MAXIMUM_PEER_ID;
 	memcpy(s->cookie, cookie, NL_COOKIE);
 	h->intercept = nl_intercept;
@@ -407,7 +387,6 @@ int nl_pump(nl_state *s) {
 		if (s->n == s->cap) break;
 		rc = enet_host_check_events(h, &ev);
 	}
-	nl_reap(s, h);
 	nl_cur = NULL;
 	nl_take_totals(h, s);
 	return s->n;

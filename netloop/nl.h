@@ -78,9 +78,7 @@ typedef struct {
 	uint64_t   *throttledPeer;     // per slot: unicast unreliable packets ENet's throttle dropped
 
 	// Handshake defence (nl_admit).
-	enet_uint32 handshake;         // ms a half-open slot may wait for the peer's answer
 	size_t      perAddress;        // connections one IPv4 address may hold
-	enet_uint32 lastReap;          // ENet time of the last reap of stale half-open slots
 	enet_uint32 refuseWindow;      // second (ENet time / 1000) of refuseCount
 	enet_uint32 refuseCount;       // refusals answered in refuseWindow
 
@@ -89,7 +87,6 @@ typedef struct {
 	uint64_t serviceErrors;        // enet_host_service returned < 0
 	uint64_t cut;                  // service calls ended after the last datagram
 	uint64_t evicted;              // half-open slots reset to admit a newer CONNECT
-	uint64_t reaped;               // half-open slots reset after the handshake timeout
 	uint64_t refusedFull;          // CONNECTs refused: no slot free or half-open
 	uint64_t refusedAddress;       // CONNECTs refused: per-address limit
 	uint64_t throttled;            // unreliable packets ENet's throttle dropped

@@ -345,12 +345,12 @@ type Stats struct {
 
 	// The handshake defence. HalfOpen: slots whose CONNECT was answered
 	// and whose peer has not acknowledged the answer yet. HalfOpenEvicted:
-	// half-open slots reset to make room for a newer CONNECT; HalfOpenReaped:
-	// reset after the handshake timeout. ConnectsRefused: CONNECTs refused
+	// half-open slots reset to make room for a newer CONNECT.
+	// ConnectsRefused: CONNECTs refused
 	// because every slot held a connection; ConnectsRefusedAddress: because
 	// their address held its limit (WithPerAddressLimit).
 	HalfOpen                                int
-	HalfOpenEvicted, HalfOpenReaped         uint64
+	HalfOpenEvicted                         uint64
 	ConnectsRefused, ConnectsRefusedAddress uint64
 
 	// With WithTiming: durations of loop iterations and of the
