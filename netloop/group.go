@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 )
@@ -245,39 +246,32 @@ func (g *Group) Stats(ctx context.Context) (sum Stats, per []Stats, err error) {
 // summed, ServiceTime is the latest, histograms are merged.
 func SumStats(stats ...Stats) Stats {
 	var t Stats
+	tv := reflect.ValueOf(&t).Elem()
 	for _, s := range stats {
-		t.SentBytes += s.SentBytes
-		t.SentDatagrams += s.SentDatagrams
-		t.ReceivedBytes += s.ReceivedBytes
-		t.ReceivedDatagrams += s.ReceivedDatagrams
-		t.ServiceTime = max(t.ServiceTime, s.ServiceTime)
-		t.PeerCount += s.PeerCount
-		t.SocketReceiveBuffer += s.SocketReceiveBuffer
-		t.SocketSendBuffer += s.SocketSendBuffer
-		t.ConnectedPeers += s.ConnectedPeers
-		t.Connects += s.Connects
-		t.Disconnects += s.Disconnects
-		t.Receives += s.Receives
-		for i := range t.SentByFlag {
-			t.SentByFlag[i] += s.SentByFlag[i]
+		sv := reflect.ValueOf(s)
+		for i := range tv.NumField() {
+			addField(tv.Field(i), sv.Field(i))
 		}
-		t.Broadcasts += s.Broadcasts
-		t.SendsRejected += s.SendsRejected
-		t.EventsDropped += s.EventsDropped
-		t.PeersDropped += s.PeersDropped
-		t.PendingEvents += s.PendingEvents
-		t.QueuedCommands += s.QueuedCommands
+		t.ServiceTime = max(t.ServiceTime, s.ServiceTime)
 		t.Iteration = t.Iteration.merge(s.Iteration)
 		t.Service = t.Service.merge(s.Service)
-		t.Malformed += s.Malformed
-		t.ServiceErrors += s.ServiceErrors
-		t.Wakes += s.Wakes
-		t.Iterations += s.Iterations
-		t.Parks += s.Parks
-		t.Spins += s.Spins
-		t.HeldAcks += s.HeldAcks
 	}
 	return t
+}
+
+// addField adds src to dst, a numeric field or an array of them: every
+// counter of Stats, however many are added later, is summed.
+func addField(dst, src reflect.Value) {
+	switch dst.Kind() {
+	case reflect.Int:
+		dst.SetInt(dst.Int() + src.Int())
+	case reflect.Uint64:
+		dst.SetUint(dst.Uint() + src.Uint())
+	case reflect.Array:
+		for i := range dst.Len() {
+			addField(dst.Index(i), src.Index(i))
+		}
+	}
 }
 
 // merge returns the sum of two histograms of the loop's buckets, in new memory.
