@@ -261,6 +261,11 @@ func (l *loop) exec(c command) {
 	case opSend:
 		idx := uint16(c.peer.Index())
 		s := &l.slots[idx]
+		if l.h.cfg.outPolicy == OutboundWait {
+			// Taken off what is on its way to the slot, which the sender
+			// added, whatever becomes of the message.
+			l.h.slots[idx].inflight.Add(-int64(c.size))
+		}
 		if s.id != c.peer.id || !s.connected {
 			c.pkt.destroy()
 			l.st.SendsRejected++
@@ -269,10 +274,8 @@ func (l *loop) exec(c command) {
 		}
 		if l.h.cfg.outPolicy == OutboundWait {
 			// The caller waited for room (see Host.waitRoom).
-			sl := &l.h.slots[idx]
-			sl.inflight.Add(-int64(c.size))
 			l.handed(idx, c.flag, c.size, l.c.send(idx, &c))
-			sl.queued.Store(int64(s.queued))
+			l.h.slots[idx].queued.Store(int64(s.queued))
 			return
 		}
 		if !l.admit(idx, c.flag) {
