@@ -61,9 +61,9 @@ type config struct {
 	park, drain     time.Duration
 	spin            time.Duration
 	immediateAcks   bool
-	ping            uint32 // ms; 0: ENet's default
+	ping            time.Duration // 0: ENet's default
 	rcvbuf, sndbuf  int
-	connectTimeout  uint32 // ms; 0: ENet's own (up to 30s)
+	connectTimeout  time.Duration // 0: ENet's own (up to 30s)
 	timing          bool
 	outLimit        int
 	outPolicy       Outbound
@@ -135,9 +135,10 @@ func WithParkInterval(d time.Duration) Option { return func(c *config) { c.park 
 // as it connects (enet_peer_ping_interval; ENet's default is 500ms). ENet
 // pings a peer it has sent nothing to for that long, so a longer interval
 // makes idle peers cheaper, at the cost of noticing a vanished peer later.
-// Host.SetPingInterval changes one connection's.
+// Host.SetPingInterval changes one connection's. d is 0 (ENet's default) to 1h;
+// New returns ErrRange otherwise.
 func WithPingInterval(d time.Duration) Option {
-	return func(c *config) { c.ping = uint32(min(max(d, 0), time.Hour) / time.Millisecond) }
+	return func(c *config) { c.ping = d }
 }
 
 // WithSocketBuffers sets the host socket's receive and send buffer sizes
@@ -155,9 +156,10 @@ func WithSocketBuffers(recv, send int) Option {
 // ReasonConnectFailed. ENet notices only when a retransmission falls due
 // (500ms, doubling), so the failure comes up to that much later. Once
 // connected, the connection has ENet's default timeouts again. A netloop
-// server that refuses a connection says so at once (ReasonRefused).
+// server that refuses a connection says so at once (ReasonRefused). d is
+// 0 to 1h; New returns ErrRange otherwise.
 func WithConnectTimeout(d time.Duration) Option {
-	return func(c *config) { c.connectTimeout = uint32(min(max(d, 0), time.Hour) / time.Millisecond) }
+	return func(c *config) { c.connectTimeout = d }
 }
 
 // WithSpin sets how long the loop may poll, without parking, for the next
@@ -206,6 +208,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: negative socket buffer size", ErrRange)
 	case c.overflow > OverflowDrop:
 		return fmt.Errorf("%w: overflow policy %d", ErrRange, c.overflow)
+	case c.ping < 0 || c.ping > time.Hour:
+		return fmt.Errorf("%w: ping interval %v, want 0..1h", ErrRange, c.ping)
+	case c.connectTimeout < 0 || c.connectTimeout > time.Hour:
+		return fmt.Errorf("%w: connect timeout %v, want 0..1h", ErrRange, c.connectTimeout)
 	case c.maxPendingBytes < 0:
 		return fmt.Errorf("%w: pending bytes %d", ErrRange, c.maxPendingBytes)
 	case c.outLimit < 64<<10:
@@ -279,7 +285,7 @@ func New(addr string, opts ...Option) (*Host, error) {
 		maxPending: 65536, maxBatch: 256,
 		park: 10 * time.Millisecond, drain: 3 * time.Second,
 		spin:            50 * time.Microsecond,
-		connectTimeout:  5000,
+		connectTimeout:  5 * time.Second,
 		maxPendingBytes: 64 << 20,
 		outLimit:        8 << 20,
 		perAddress:      32,

@@ -496,7 +496,8 @@ func (l *loop) connect(to netip.AddrPort, channels int, data uint32) (Peer, erro
 		return Peer{}, ErrNoSlot
 	}
 	if t := l.h.cfg.connectTimeout; t != 0 {
-		l.c.setTimeout(idx, 0, t, t)
+		ms := uint32(t / time.Millisecond)
+		l.c.setTimeout(idx, 0, ms, ms)
 	}
 	p := l.newPeer(idx)
 	l.slots[idx].addr = to
@@ -523,7 +524,7 @@ func (l *loop) handle(evs []cevent) {
 			s.connected = true
 			s.addr = eventAddr(e)
 			if l.h.cfg.ping != 0 {
-				l.c.setPingInterval(idx, l.h.cfg.ping)
+				l.c.setPingInterval(idx, uint32(l.h.cfg.ping/time.Millisecond))
 			}
 			l.h.slots[idx].channels.Store(uint32(e.channels))
 			l.st.Connects++
