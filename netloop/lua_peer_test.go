@@ -396,14 +396,18 @@ func TestLua_peer_last_round_trip_time(t *testing.T) {
 
 // quiet stops p's pings, so that no acknowledgement updates its round trip
 // times behind the test's back: only acknowledgements of this side's
-// reliable commands do, and an idle connection has none but pings.
+// reliable commands do, and an idle connection has none but pings. It
+// waits for every reliable command to be acknowledged, pings included
+// (ReliableDataInTransit counts payload bytes only: a ping in flight has
+// none, and its acknowledgement once changed the RTT after SetRTT).
 func quiet(t *testing.T, h *netloop.Host, p netloop.Peer) {
 	t.Helper()
 	if err := h.SetPingInterval(ctx(t), p, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "reliable data in flight to be acknowledged", func() bool {
-		return info(t, h, p).ReliableDataInTransit == 0
+	eventually(t, "every reliable command to be acknowledged", func() bool {
+		pi := info(t, h, p)
+		return pi.UnackedCommands == 0 && pi.QueuedCommands == 0
 	})
 }
 
