@@ -36,7 +36,7 @@ type Metrics struct {
 	types    sync.Map // uint32 -> *typeStats
 	rejected [5]atomic.Int64
 
-	descs map[string]*prometheus.Desc
+	descs *[numMetrics]*prometheus.Desc
 }
 
 type typeStats struct {
