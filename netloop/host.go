@@ -44,8 +44,9 @@ const (
 	// OutboundDisconnect disconnects the peer on any message over the limit.
 	OutboundDisconnect
 	// OutboundWait makes Send wait, within its context, until the peer's
-	// queue has drained below half the limit: backpressure. Broadcast and
-	// Multicast never wait; for them it is OutboundDrop.
+	// queue and the sends on their way to it are below the limit:
+	// backpressure (the loop looks every 5ms while a sender waits).
+	// Broadcast and Multicast never wait; for them it is OutboundDrop.
 	OutboundWait
 )
 
@@ -262,7 +263,6 @@ type Host struct {
 type slot struct {
 	id       atomic.Uint64 // the current connection's Peer id; 0 = none
 	channels atomic.Uint32 // its channel count; 0 until connected
-	over     atomic.Bool   // its outbound queue is over the limit
 
 	// OutboundWait: bytes ENet holds for the peer as of the loop's last
 	// look (an upper bound), bytes of sends submitted and not yet run, and

@@ -65,8 +65,7 @@ type peerState struct {
 	closing   Reason // set when this side started the disconnection
 	dropping  bool   // the overflow policy is dropping its messages
 	addr      netip.AddrPort
-	queued    int  // bytes in ENet's queues for the peer: an upper bound, exact after a walk
-	over      bool // queued was at or over the outbound limit at the last walk
+	queued    int // bytes in ENet's queues for the peer: an upper bound, exact after a walk
 	bytesIn   uint64
 	bytesOut  uint64
 	msgsIn    uint64
@@ -84,8 +83,7 @@ type loop struct {
 	results []sent   // scratch for multicast
 	fresh   bool     // events were emitted since the loop last yielded
 
-	over     []uint16 // slots over the outbound limit, rechecked after pumps
-	overWalk uint32   // ENet time of the last recheck
+	lastUnblock uint32 // ENet time of the last unblock walk
 
 	pendingBytes int // payload bytes of the events in q
 
@@ -122,7 +120,6 @@ func (l *loop) free(idx uint16) {
 	sl.id.Store(0) // first: a racing Send sees ErrStalePeer
 	sl.channels.Store(0)
 	sl.queued.Store(0)
-	l.setOver(idx, false)
 	if sl.blocked.Swap(false) {
 		l.h.roomMade() // last: a sender waiting for this peer finds it gone
 	}
@@ -206,7 +203,7 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		l.handle(evs)
 		l.account()
-		l.recheck()
+		l.unblock()
 		if timing {
 			l.st.Iteration.observe(time.Since(start))
 		}
@@ -387,39 +384,29 @@ func (l *loop) admit(idx uint16, flag Flag) bool {
 
 // full reports whether what ENet holds for the peer in slot idx is at or
 // over the outbound limit, walking its queues when the estimate says it may
-// be, and records it.
+// be.
 func (l *loop) full(idx uint16) bool {
 	s := &l.slots[idx]
 	limit := l.h.cfg.outLimit
 	if s.queued < limit {
 		return false
 	}
-	if s.queued = l.c.queuedBytes(idx); s.queued < limit {
-		return false
-	}
-	l.setOver(idx, true)
-	return true
+	s.queued = l.c.queuedBytes(idx)
+	return s.queued >= limit
 }
 
-// setOver records whether slot idx is over the outbound limit, for callers
-// waiting with OutboundWait and for the recheck after pumps.
-func (l *loop) setOver(idx uint16, over bool) {
-	s := &l.slots[idx]
-	if s.over == over {
-		return
-	}
-	s.over = over
-	l.h.slots[idx].over.Store(over)
-	if over {
-		l.over = append(l.over, idx)
-		return
-	}
-	l.h.roomMade()
-}
-
-// unblock walks the queues of the peers whose senders wait for room
-// (OutboundWait), publishes them, and wakes the senders of those with room.
+// unblock walks, at most every 5ms, the queues of the peers whose senders
+// wait for room (OutboundWait), publishes them, and wakes the senders of
+// those with room.
 func (l *loop) unblock() {
+	if l.h.waiters.Load() == 0 {
+		return
+	}
+	now := l.c.totals().serviceTime
+	if now-l.lastUnblock < 5 {
+		return
+	}
+	l.lastUnblock = now
 	limit := int64(l.h.cfg.outLimit)
 	room := false
 	for i := range l.h.slots {
@@ -438,35 +425,6 @@ func (l *loop) unblock() {
 	if room {
 		l.h.roomMade()
 	}
-}
-
-// recheck walks, at most every 5ms, the queues of the slots over the
-// outbound limit, and clears those that drained below half of it.
-func (l *loop) recheck() {
-	if len(l.over) == 0 && l.h.waiters.Load() == 0 {
-		return
-	}
-	now := l.c.totals().serviceTime
-	if now-l.overWalk < 5 {
-		return
-	}
-	l.overWalk = now
-	if l.h.waiters.Load() > 0 {
-		l.unblock()
-	}
-	keep := l.over[:0]
-	for _, idx := range l.over {
-		s := &l.slots[idx]
-		if !s.over {
-			continue
-		}
-		if s.queued = l.c.queuedBytes(idx); s.queued < l.h.cfg.outLimit/2 {
-			l.setOver(idx, false)
-			continue
-		}
-		keep = append(keep, idx)
-	}
-	l.over = keep
 }
 
 // disconnect starts ending the connection in slot idx. ENet reports no
