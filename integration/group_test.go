@@ -89,24 +89,7 @@ func testGroupPeers(t *testing.T, peers int) {
 	addr := hostAddr(g.Hosts()[0])
 
 	newClient := func(i int) *node {
-		next := make(map[netloop.Peer]uint32) // consumer goroutine only
-		return startNode(t, "", func(h *netloop.Host, ev netloop.Event) {
-			switch ev.Kind {
-			case netloop.Connect:
-				counts.add(fmt.Sprint("connect", i), 1)
-				counts.add("client.connect", 1)
-			case netloop.Receive:
-				_, seq, ok := parseNumbered(ev.Payload)
-				if !ok || seq != next[ev.Peer] {
-					errs.Errorf("client: %v: echo %d (intact: %v), want %d", ev.Peer, seq, ok, next[ev.Peer])
-				}
-				next[ev.Peer] = seq + 1
-				counts.add("client.echo", 1)
-			case netloop.Disconnect:
-				counts.add(fmt.Sprint("disconnect", i), 1)
-				counts.add("client.disconnect", 1)
-			}
-		}, netloop.WithPeers(perClient), netloop.WithSocketBuffers(1<<20, 1<<20), loadConnectTimeout)
+		return startNode(t, "", echoClient(i, counts, errs, false), netloop.WithPeers(perClient), netloop.WithSocketBuffers(1<<20, 1<<20), loadConnectTimeout)
 	}
 
 	tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Minute)

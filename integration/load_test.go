@@ -55,27 +55,7 @@ func testLoad(t *testing.T, peers int) {
 
 	clients := make([]*node, hosts)
 	for i := range clients {
-		next := make(map[netloop.Peer]uint32) // consumer goroutine only
-		clients[i] = startNode(t, "", func(h *netloop.Host, ev netloop.Event) {
-			switch ev.Kind {
-			case netloop.Connect:
-				counts.add(fmt.Sprint("connect", i), 1)
-				counts.add("client.connect", 1)
-			case netloop.Receive:
-				_, seq, ok := parseNumbered(ev.Payload)
-				if !ok || seq != next[ev.Peer] {
-					errs.Errorf("client: %v: echo %d (intact: %v), want %d", ev.Peer, seq, ok, next[ev.Peer])
-				}
-				next[ev.Peer] = seq + 1
-				counts.add("client.echo", 1)
-			case netloop.Disconnect:
-				if ev.Reason != netloop.ReasonLocal {
-					errs.Errorf("client: %v disconnected (%v), want local", ev.Peer, ev.Reason)
-				}
-				counts.add(fmt.Sprint("disconnect", i), 1)
-				counts.add("client.disconnect", 1)
-			}
-		}, netloop.WithPeers(perHost), loadConnectTimeout)
+		clients[i] = startNode(t, "", echoClient(i, counts, errs, true), netloop.WithPeers(perHost), loadConnectTimeout)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -404,3 +384,31 @@ func soakEvent(box <-chan netloop.Event) (netloop.Event, error) {
 // open thousands of connections at once: with -race, beside the other
 // packages' tests, a handshake may wait longer than netloop's default 5s.
 var loadConnectTimeout = netloop.WithConnectTimeout(30 * time.Second)
+
+// echoClient handles a load client host's events: it counts connects,
+// echoes and disconnects (in all and for client host i, as "connect<i>",
+// "disconnect<i>"), checks that each peer's echoes come back intact and in
+// order, and, if local, that every disconnection is this side's.
+func echoClient(i int, counts *tally, errs *errorLimit, local bool) func(*netloop.Host, netloop.Event) {
+	next := make(map[netloop.Peer]uint32) // the host's consumer goroutine only
+	return func(h *netloop.Host, ev netloop.Event) {
+		switch ev.Kind {
+		case netloop.Connect:
+			counts.add(fmt.Sprint("connect", i), 1)
+			counts.add("client.connect", 1)
+		case netloop.Receive:
+			_, seq, ok := parseNumbered(ev.Payload)
+			if !ok || seq != next[ev.Peer] {
+				errs.Errorf("client: %v: echo %d (intact: %v), want %d", ev.Peer, seq, ok, next[ev.Peer])
+			}
+			next[ev.Peer] = seq + 1
+			counts.add("client.echo", 1)
+		case netloop.Disconnect:
+			if local && ev.Reason != netloop.ReasonLocal {
+				errs.Errorf("client: %v disconnected (%v), want local", ev.Peer, ev.Reason)
+			}
+			counts.add(fmt.Sprint("disconnect", i), 1)
+			counts.add("client.disconnect", 1)
+		}
+	}
+}
