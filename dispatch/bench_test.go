@@ -220,7 +220,7 @@ func benchMuxRoundTrip(b *testing.B, mux *dispatch.Mux, msg []byte, typ uint32, 
 	for got := 0; got < b.N; got++ {
 		select {
 		case ev := <-cli.Events():
-			if ev.Kind != netloop.Receive || len(ev.Payload) != len(msg) || ev.Payload[0] != byte(typ) {
+			if ev.Kind != netloop.EventReceive || len(ev.Payload) != len(msg) || ev.Payload[0] != byte(typ) {
 				b.Fatalf("event %+v, want answer %d (%d bytes of type %d)", ev, got, len(msg), typ)
 			}
 			rtts[got] = time.Since(epoch) - sentAt[got%window]
@@ -266,7 +266,7 @@ func benchServe(ctx context.Context, b *testing.B, mux *dispatch.Mux) (*netloop.
 	}
 	select {
 	case ev := <-cli.Events():
-		if ev.Kind != netloop.Connect {
+		if ev.Kind != netloop.EventConnect {
 			b.Fatalf("client event %+v, want connect", ev)
 		}
 	case <-ctx.Done():

@@ -5,7 +5,7 @@
 // # Usage
 //
 //	type Chat struct{ Text string }
-//	mux := dispatch.NewMux(dispatch.WithMaxSize(4096), dispatch.WithPolicy(dispatch.Drop))
+//	mux := dispatch.NewMux(dispatch.WithMaxSize(4096), dispatch.WithRejectPolicy(dispatch.RejectDrop))
 //	mux.Use(dispatch.Recover(log), dispatch.RateLimit(20, 40))
 //	dispatch.Handle(mux, 1, dispatch.JSON, func(ctx context.Context, s *session.Session, m Chat) error {
 //		return dispatch.Broadcast(ctx, room, 0, netloop.Reliable, dispatch.JSON, 1, m)
@@ -25,5 +25,5 @@
 // over WithMaxSize, or one over a RateLimit is a bad message: the Policy
 // drops it (the default) or ends the session. Each is counted in Stats and
 // reported to the Observer; none panics or disturbs other sessions. An
-// error returned by a handler ends its session (session.HandlerError).
+// error returned by a handler ends its session (session.ReasonHandlerError).
 package dispatch

@@ -49,13 +49,13 @@ func ExampleMux() {
 	}
 	for ev := range cli.Events() {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			msg, err := dispatch.Encode(dispatch.JSON, typeGreeting, Greeting{Name: "enet"})
 			if err != nil {
 				log.Fatal(err)
 			}
 			cli.Send(cctx, peer, 0, msg, netloop.Reliable)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			typ, payload, err := dispatch.ParseMessage(ev.Payload)
 			if err != nil {
 				log.Fatal(err)
@@ -66,7 +66,7 @@ func ExampleMux() {
 			}
 			fmt.Println(typ, r.Text)
 			cli.Disconnect(cctx, peer, 0)
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			cstop() // Events closes once the client's Run returns
 		}
 	}

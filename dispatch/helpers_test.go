@@ -110,7 +110,7 @@ func (c *client) sendMsg(tb testing.TB, codec dispatch.Codec, typ uint32, v any)
 // reply waits for a typed message and decodes its payload with codec into v.
 func (c *client) reply(tb testing.TB, codec dispatch.Codec, v any) uint32 {
 	tb.Helper()
-	ev := c.expect(tb, netloop.Receive)
+	ev := c.expect(tb, netloop.EventReceive)
 	typ, payload, err := dispatch.ParseMessage(ev.Payload)
 	if err != nil {
 		tb.Fatalf("reply %q: %v", ev.Payload, err)

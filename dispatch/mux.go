@@ -25,7 +25,7 @@ type Message struct {
 }
 
 // A Handler handles one message. An error it returns ends the message's
-// session (session.HandlerError), except errors wrapping ErrDecode or
+// session (session.ReasonHandlerError), except errors wrapping ErrDecode or
 // ErrRateLimited, which the Mux's bad-message Policy handles.
 type Handler interface {
 	ServeMessage(ctx context.Context, m *Message) error
@@ -40,18 +40,18 @@ func (f HandlerFunc) ServeMessage(ctx context.Context, m *Message) error { retur
 // Middleware wraps a Handler.
 type Middleware func(Handler) Handler
 
-// Policy is what a Mux does with a bad message: an unknown type, a
+// RejectPolicy is what a Mux does with a bad message: an unknown type, a
 // malformed prefix, a payload its codec cannot decode, a message over the
 // size limit, or one over the rate limit. Every bad message is counted
 // (Stats) and reported to the Observer.
-type Policy uint8
+type RejectPolicy uint8
 
 const (
-	// Drop drops the message and goes on. The default.
-	Drop Policy = iota
-	// Disconnect ends the session, with an error wrapping the reason
-	// (session.HandlerError).
-	Disconnect
+	// RejectDrop drops the message and goes on. The default.
+	RejectDrop RejectPolicy = iota
+	// RejectDisconnect ends the session, with an error wrapping the reason
+	// (session.ReasonHandlerError).
+	RejectDisconnect
 )
 
 // Errors for bad messages, besides ErrMalformed.
@@ -79,8 +79,8 @@ type Option func(*Mux)
 // WithMaxSize sets the largest message accepted, in bytes (default 64 KiB).
 func WithMaxSize(n int) Option { return func(m *Mux) { m.maxSize = n } }
 
-// WithPolicy sets the bad-message policy (default Drop).
-func WithPolicy(p Policy) Option { return func(m *Mux) { m.policy = p } }
+// WithRejectPolicy sets the bad-message policy (default Drop).
+func WithRejectPolicy(p RejectPolicy) Option { return func(m *Mux) { m.policy = p } }
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(m *Mux) { m.log = l } }
@@ -99,7 +99,7 @@ type Mux struct {
 	channels map[uint8]Handler
 	mw       []Middleware
 	maxSize  int
-	policy   Policy
+	policy   RejectPolicy
 	log      *zap.Logger
 	obs      Observer
 
@@ -325,7 +325,7 @@ func (m *Mux) reject(msg *Message, why error) error {
 		m.obs.MessageRejected(msg.Type, why)
 	}
 	m.log.Debug("bad message", zap.Uint64("session", msg.Session.ID()), zap.Uint32("type", msg.Type), zap.Error(why))
-	if m.policy == Disconnect {
+	if m.policy == RejectDisconnect {
 		return why
 	}
 	return nil

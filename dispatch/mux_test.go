@@ -98,7 +98,7 @@ func TestMuxRoutes(t *testing.T) {
 	// Channel 1 is routed whole: no prefix is parsed, even a malformed one.
 	for _, payload := range [][]byte{{0x80}, {typeRaw, 'x'}, bytes.Repeat([]byte{0xff}, 20)} {
 		c.send(t, rawChan, payload)
-		ev := c.expect(t, netloop.Receive)
+		ev := c.expect(t, netloop.EventReceive)
 		if ev.Channel != rawChan || !bytes.Equal(ev.Payload, append([]byte("ch:"), payload...)) {
 			t.Fatalf("channel reply %q on %d", ev.Payload, ev.Channel)
 		}
@@ -135,9 +135,9 @@ func TestMuxHandlerError(t *testing.T) {
 	srv := serve(t, mux)
 	c, other := connect(t, srv, 1), connect(t, srv, 2)
 	c.sendMsg(t, dispatch.Raw, typeFail, "")
-	c.expect(t, netloop.Disconnect)
+	c.expect(t, netloop.EventDisconnect)
 	end := srv.sessions.end(t, 1)
-	if end.Reason != session.HandlerError || !errors.Is(end, errBoom) {
+	if end.Reason != session.ReasonHandlerError || !errors.Is(end, errBoom) {
 		t.Fatalf("end %v, want a handler error wrapping %v", end, errBoom)
 	}
 	echoRaw(t, other, "fine")
@@ -189,9 +189,9 @@ func TestMiddlewareOrder(t *testing.T) {
 	srv := serve(t, mux)
 	c := connect(t, srv, 1)
 	c.send(t, 0, dispatch.AppendMessage(nil, 7, nil))
-	c.expect(t, netloop.Receive)
+	c.expect(t, netloop.EventReceive)
 	c.send(t, rawChan, []byte("whole"))
-	c.expect(t, netloop.Receive)
+	c.expect(t, netloop.EventReceive)
 	// The handlers reply before the middleware unwinds: wait for it.
 	for range 2 {
 		select {
@@ -220,11 +220,11 @@ func TestRecover(t *testing.T) {
 			c, other := connect(t, srv, 1), connect(t, srv, 2)
 			echoRaw(t, c, "before")
 			c.sendMsg(t, dispatch.Raw, typePanic, "")
-			c.expect(t, netloop.Disconnect)
+			c.expect(t, netloop.EventDisconnect)
 			end := srv.sessions.end(t, 1)
-			want := session.HandlerPanic // the session server recovers it
+			want := session.ReasonHandlerPanic // the session server recovers it
 			if withRecover {
-				want = session.HandlerError
+				want = session.ReasonHandlerError
 			}
 			if end.Reason != want || end.Err == nil {
 				t.Fatalf("end %v, want %v with an error", end, want)
@@ -243,26 +243,26 @@ func TestRecover(t *testing.T) {
 
 func TestRateLimit(t *testing.T) {
 	const n = 50
-	for _, policy := range []dispatch.Policy{dispatch.Drop, dispatch.Disconnect} {
+	for _, policy := range []dispatch.RejectPolicy{dispatch.RejectDrop, dispatch.RejectDisconnect} {
 		t.Run(fmt.Sprint("policy=", policy), func(t *testing.T) {
 			obs := newMsgLog()
-			mux := dispatch.NewMux(dispatch.WithPolicy(policy), dispatch.WithObserver(obs))
+			mux := dispatch.NewMux(dispatch.WithRejectPolicy(policy), dispatch.WithObserver(obs))
 			mux.Use(dispatch.RateLimit(10, 5))
 			count := app(mux)
 			srv := serve(t, mux)
 			c := connect(t, srv, 1)
 			for range n {
 				if err := c.Send(testCtx(t), c.peer, 0, dispatch.AppendMessage(nil, typeCount, []byte("x")), netloop.Reliable); err != nil {
-					if policy == dispatch.Disconnect && (errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrNotConnected)) {
+					if policy == dispatch.RejectDisconnect && (errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrNotConnected)) {
 						break // already cut off
 					}
 					t.Fatal(err)
 				}
 			}
-			if policy == dispatch.Disconnect {
-				c.expect(t, netloop.Disconnect)
+			if policy == dispatch.RejectDisconnect {
+				c.expect(t, netloop.EventDisconnect)
 				end := srv.sessions.end(t, 1)
-				if end.Reason != session.HandlerError || !errors.Is(end, dispatch.ErrRateLimited) {
+				if end.Reason != session.ReasonHandlerError || !errors.Is(end, dispatch.ErrRateLimited) {
 					t.Fatalf("end %v, want a handler error wrapping %v", end, dispatch.ErrRateLimited)
 				}
 				if got := count.Load(); got < 5 {
@@ -321,21 +321,21 @@ func TestBadMessages(t *testing.T) {
 		{"undecodable proto", dispatch.AppendMessage(nil, typeProto, []byte{0xff}), typeProto, dispatch.ErrDecode, func(s dispatch.Stats) int64 { return s.Undecodable }},
 		{"oversized", dispatch.AppendMessage(nil, typeRaw, bytes.Repeat([]byte("x"), maxSize)), 0, dispatch.ErrTooLarge, func(s dispatch.Stats) int64 { return s.TooLarge }},
 	}
-	for _, policy := range []dispatch.Policy{dispatch.Drop, dispatch.Disconnect} {
+	for _, policy := range []dispatch.RejectPolicy{dispatch.RejectDrop, dispatch.RejectDisconnect} {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("policy=%d/%s", policy, tt.name), func(t *testing.T) {
 				obs := newMsgLog()
-				mux := dispatch.NewMux(dispatch.WithMaxSize(maxSize), dispatch.WithPolicy(policy), dispatch.WithObserver(obs))
+				mux := dispatch.NewMux(dispatch.WithMaxSize(maxSize), dispatch.WithRejectPolicy(policy), dispatch.WithObserver(obs))
 				app(mux)
 				srv := serve(t, mux)
 				c, other := connect(t, srv, 1), connect(t, srv, 2)
 				c.send(t, 0, tt.msg)
-				if policy == dispatch.Drop {
+				if policy == dispatch.RejectDrop {
 					echoRaw(t, c, "next") // the session goes on
 				} else {
-					c.expect(t, netloop.Disconnect)
+					c.expect(t, netloop.EventDisconnect)
 					end := srv.sessions.end(t, 1)
-					if end.Reason != session.HandlerError || !errors.Is(end, tt.want) {
+					if end.Reason != session.ReasonHandlerError || !errors.Is(end, tt.want) {
 						t.Fatalf("end %v, want a handler error wrapping %v", end, tt.want)
 					}
 					echoRaw(t, other, "unaffected")
@@ -378,7 +378,7 @@ func TestMaxSizeRawChannel(t *testing.T) {
 	// later message is in, the big one has been dealt with.
 	c.sendMsg(t, dispatch.Raw, typeRaw, "next")
 	for {
-		ev := c.expect(t, netloop.Receive)
+		ev := c.expect(t, netloop.EventReceive)
 		if ev.Channel == 0 {
 			break
 		}
@@ -415,7 +415,7 @@ func TestRegistrationPanics(t *testing.T) {
 	srv := serve(t, mux)
 	c := connect(t, srv, 1)
 	c.send(t, 0, dispatch.AppendMessage(nil, typeRaw+100, nil))
-	c.expect(t, netloop.Receive)
+	c.expect(t, netloop.EventReceive)
 	mustPanic(t, "Handle after serving", func() { mux.Handle(50, h) })
 	mustPanic(t, "HandleChannel after serving", func() { mux.HandleChannel(0, h) })
 	mustPanic(t, "Use after serving", func() { mux.Use(dispatch.Recover(testLogger(t))) })
@@ -481,7 +481,7 @@ func TestLoggingMiddleware(t *testing.T) {
 	c := connect(t, srv, 1)
 	echoRaw(t, c, "logged")
 	c.sendMsg(t, dispatch.Raw, typeFail, "")
-	c.expect(t, netloop.Disconnect)
+	c.expect(t, netloop.EventDisconnect)
 	srv.sessions.end(t, 1) // the failing handler, and its log entry, are done
 	entries := logs.FilterMessage("message").AllUntimed()
 	if len(entries) != 2 {
@@ -515,7 +515,7 @@ func TestMuxSendAfterEnd(t *testing.T) {
 	srv := serve(t, mux)
 	c := connect(t, srv, 1)
 	c.send(t, 0, dispatch.AppendMessage(nil, 1, nil))
-	c.expect(t, netloop.Receive)
+	c.expect(t, netloop.EventReceive)
 	if err := c.Disconnect(testCtx(t), c.peer, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestMuxSendAfterEnd(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("handler did not send")
 	}
-	if end := srv.sessions.end(t, 1); end.Reason != session.Remote || end.Data != 3 {
+	if end := srv.sessions.end(t, 1); end.Reason != session.ReasonRemote || end.Data != 3 {
 		t.Fatalf("end %v, want remote with data 3", end)
 	}
 	if err := srv.stop(); err != nil { // every handler has returned

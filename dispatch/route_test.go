@@ -112,7 +112,7 @@ func TestRouteHandleSendBroadcast(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.send(t, 0, b)
-		ev := c.expect(t, netloop.Receive)
+		ev := c.expect(t, netloop.EventReceive)
 		got, err := routeMove.Decode(ev.Payload)
 		if err != nil || got != (move{X: i + 1, Y: 1}) || ev.Channel != 1 || ev.Flag != netloop.Unreliable {
 			t.Fatalf("reply %+v on %d/%s: %v", got, ev.Channel, ev.Flag, err)
@@ -125,7 +125,7 @@ func TestRouteHandleSendBroadcast(t *testing.T) {
 	}
 	cs[0].send(t, 0, b)
 	for _, c := range cs {
-		ev := c.expect(t, netloop.Receive)
+		ev := c.expect(t, netloop.EventReceive)
 		v, err := routeShout.Decode(ev.Payload)
 		if err != nil || v.GetValue() != "hi!" || ev.Channel != 0 || ev.Flag != netloop.Reliable {
 			t.Fatalf("broadcast %v on %d: %v", v, ev.Channel, err)
@@ -139,7 +139,7 @@ func TestRouteHandleSendBroadcast(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs[1].send(t, 0, b)
-	if ev := cs[1].expect(t, netloop.Receive); ev.Channel != 1 {
+	if ev := cs[1].expect(t, netloop.EventReceive); ev.Channel != 1 {
 		t.Fatalf("reply on %d", ev.Channel)
 	}
 	if st := mux.Stats(); st.Undecodable != 1 {

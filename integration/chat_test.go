@@ -375,7 +375,7 @@ func dialChat(t *testing.T, addr, name string) *chatClient {
 	if c.server, err = host.Connect(ctx, addr, chatproto.Channels, 0); err != nil {
 		t.Fatalf("%s: connect: %v", name, err)
 	}
-	if ev := c.event(); ev.Kind != netloop.Connect {
+	if ev := c.event(); ev.Kind != netloop.EventConnect {
 		t.Fatalf("%s: %v event (%v), want connect", name, ev.Kind, ev.Reason)
 	}
 	return c
@@ -413,7 +413,7 @@ func (c *chatClient) send(ms ...chatproto.Message) {
 func (c *chatClient) receive() chatproto.Message {
 	c.t.Helper()
 	ev := c.event()
-	if ev.Kind != netloop.Receive {
+	if ev.Kind != netloop.EventReceive {
 		c.t.Fatalf("%s: %v event (%v), want a message", c.name, ev.Kind, ev.Reason)
 	}
 	m, err := chatproto.Decode(ev.Payload)
@@ -451,7 +451,7 @@ func (c *chatClient) disconnect() {
 	}
 	for {
 		ev := c.event()
-		if ev.Kind == netloop.Disconnect {
+		if ev.Kind == netloop.EventDisconnect {
 			if ev.Reason != netloop.ReasonLocal {
 				c.t.Fatalf("%s: disconnect: %v", c.name, ev.Reason)
 			}

@@ -173,12 +173,12 @@ func TestImpairedDelivery(t *testing.T) {
 	srvCheck := newDeliveryChecker("server", errs, counts, bigHash)
 	srv := startNode(t, "127.0.0.1:0", func(h *netloop.Host, ev netloop.Event) {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			counts.add("server.connect", 1)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			srvCheck.check(ev)
 			echo(h, ev)
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			if !draining.Load() {
 				errs.Errorf("server: %v disconnected (%v) during the exchange", ev.Peer, ev.Reason)
 			}
@@ -195,11 +195,11 @@ func TestImpairedDelivery(t *testing.T) {
 		cliCheck[i] = check
 		clients[i] = startNode(t, "", func(h *netloop.Host, ev netloop.Event) {
 			switch ev.Kind {
-			case netloop.Connect:
+			case netloop.EventConnect:
 				counts.add("client.connect", 1)
-			case netloop.Receive:
+			case netloop.EventReceive:
 				check.check(ev)
-			case netloop.Disconnect:
+			case netloop.EventDisconnect:
 				if !draining.Load() {
 					errs.Errorf("client: %v disconnected (%v) during the exchange", ev.Peer, ev.Reason)
 				}
@@ -427,7 +427,7 @@ func testVanished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextEvent(t, evs, stepWait, "connect"); ev.Kind != netloop.Connect {
+	if ev := nextEvent(t, evs, stepWait, "connect"); ev.Kind != netloop.EventConnect {
 		t.Fatalf("%v event (%v), want connect", ev.Kind, ev.Reason)
 	}
 	if err := cli.SetTimeout(ctx, p, shortTimeout); err != nil {
@@ -441,7 +441,7 @@ func testVanished(t *testing.T) {
 	if err := cli.Send(ctx, p, 0, []byte("ping"), netloop.Reliable); err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextEvent(t, evs, stepWait, "echo"); ev.Kind != netloop.Receive || string(ev.Payload) != "ping" {
+	if ev := nextEvent(t, evs, stepWait, "echo"); ev.Kind != netloop.EventReceive || string(ev.Payload) != "ping" {
 		t.Fatalf("%v event %q, want the echo", ev.Kind, ev.Payload)
 	}
 	if pi, err := cli.PeerInfo(ctx, p); err != nil || pi.Timeout != shortTimeout {
@@ -454,7 +454,7 @@ func testVanished(t *testing.T) {
 
 	ev := nextEvent(t, evs, limit, "the client's timeout")
 	clientAfter := time.Since(cut)
-	if ev.Kind != netloop.Disconnect || ev.Reason != netloop.ReasonTimeout || ev.Peer != p {
+	if ev.Kind != netloop.EventDisconnect || ev.Reason != netloop.ReasonTimeout || ev.Peer != p {
 		t.Fatalf("client: %v event (%v) of %v, want a timeout of %v", ev.Kind, ev.Reason, ev.Peer, p)
 	}
 	var e ended
@@ -463,8 +463,8 @@ func testVanished(t *testing.T) {
 	case <-time.After(time.Until(cut.Add(limit))):
 		t.Fatalf("the server's session did not end within %v of the cut", limit)
 	}
-	if e.end.Reason != session.Timeout {
-		t.Errorf("server session ended with %v, want %v", e.end.Reason, session.Timeout)
+	if e.end.Reason != session.ReasonTimeout {
+		t.Errorf("server session ended with %v, want %v", e.end.Reason, session.ReasonTimeout)
 	}
 	s := proxy.Stats()
 	t.Logf("timeouts %+v: client noticed after %v, server after %v (limit %v); blackholed %d up, %d down",
@@ -511,7 +511,7 @@ func testHalfOpen(t *testing.T) {
 	bound := connectTimeoutBound(shortTimeout.Maximum)
 	ev := nextEvent(t, evs, bound+timeoutSlack, "the failed connect")
 	after := time.Since(start)
-	if ev.Kind != netloop.Disconnect || ev.Reason != netloop.ReasonConnectFailed || ev.Peer != p {
+	if ev.Kind != netloop.EventDisconnect || ev.Reason != netloop.ReasonConnectFailed || ev.Peer != p {
 		t.Fatalf("%v event (%v) of %v, want the connect of %v to fail", ev.Kind, ev.Reason, ev.Peer, p)
 	}
 	if after < shortTimeout.Minimum {

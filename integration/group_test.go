@@ -48,10 +48,10 @@ func testGroupPeers(t *testing.T, peers int) {
 					errs.Errorf("host %d: event of a peer of another host", i)
 				}
 				switch ev.Kind {
-				case netloop.Connect:
+				case netloop.EventConnect:
 					counts.add(fmt.Sprint("server.connect", i), 1)
 					counts.add("server.connect", 1)
-				case netloop.Receive:
+				case netloop.EventReceive:
 					if _, seq, ok := parseNumbered(ev.Payload); !ok || seq != next[ev.Peer] {
 						errs.Errorf("host %d: %v: message %d (intact: %v), want %d", i, ev.Peer, seq, ok, next[ev.Peer])
 					}
@@ -60,7 +60,7 @@ func testGroupPeers(t *testing.T, peers int) {
 						errs.Errorf("host %d: echo to %v: %v", i, ev.Peer, err)
 					}
 					counts.add("server.receive", 1)
-				case netloop.Disconnect:
+				case netloop.EventDisconnect:
 					delete(next, ev.Peer)
 					counts.add("server.disconnect", 1)
 				}

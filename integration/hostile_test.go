@@ -163,9 +163,9 @@ func TestHostileInput(t *testing.T) {
 	next := make(map[netloop.Peer]uint32)
 	srv := startNode(t, "127.0.0.1:0", func(h *netloop.Host, ev netloop.Event) {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			counts.add("server.connect", 1)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			tag, seq, ok := parseNumbered(ev.Payload)
 			if !ok || tag >= players || seq != next[ev.Peer] {
 				errs.Errorf("server: %v sent %q (tag %d, seq %d, want %d): not a ping in order", ev.Peer, ev.Payload, tag, seq, next[ev.Peer])
@@ -175,7 +175,7 @@ func TestHostileInput(t *testing.T) {
 			if err := h.Send(context.Background(), ev.Peer, ev.Channel, ev.Payload, netloop.Reliable); err != nil {
 				errs.Errorf("server: pong to %v: %v", ev.Peer, err)
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			counts.add("server.disconnect", 1)
 		}
 	}, netloop.WithPeers(slots), netloop.WithChannels(2))
@@ -187,9 +187,9 @@ func TestHostileInput(t *testing.T) {
 	}
 	cli := startNode(t, "", func(h *netloop.Host, ev netloop.Event) {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			counts.add("client.connect", 1)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			tag, seq, ok := parseNumbered(ev.Payload)
 			if !ok || tag >= players {
 				errs.Errorf("client: bad pong %q", ev.Payload)
@@ -200,7 +200,7 @@ func TestHostileInput(t *testing.T) {
 			default:
 				errs.Errorf("client: unexpected pong %d for player %d", seq, tag)
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			counts.add("client.disconnect", 1)
 		}
 	}, netloop.WithPeers(players), netloop.WithChannels(2))
@@ -421,7 +421,7 @@ func TestHostileInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextEvent(t, late, stepWait, "a connect to a server full of half-open slots"); ev.Kind != netloop.Connect || ev.Peer != lp {
+	if ev := nextEvent(t, late, stepWait, "a connect to a server full of half-open slots"); ev.Kind != netloop.EventConnect || ev.Peer != lp {
 		t.Errorf("connect to a server full of half-open peers: %v event (%v), want it to connect", ev.Kind, ev.Reason)
 	}
 	if s := hostStats(t, srv.Host); s.HalfOpenEvicted == 0 {
@@ -569,7 +569,7 @@ func TestForgedDisconnectReason(t *testing.T) {
 			srv := startNode(t, "127.0.0.1:0", forward(t, evs))
 			raw := dialRaw(t, srv.Addr())
 			ev := nextEvent(t, evs, stepWait, "the raw client's connect")
-			if ev.Kind != netloop.Connect || ev.Peer.Index() != int(raw.slot) {
+			if ev.Kind != netloop.EventConnect || ev.Peer.Index() != int(raw.slot) {
 				t.Fatalf("%v event of %v, want the connect of slot %d", ev.Kind, ev.Peer, raw.slot)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), stepWait)
@@ -582,7 +582,7 @@ func TestForgedDisconnectReason(t *testing.T) {
 				raw.send(t, (raw.session+1)&3, disconnect)
 			}
 			end := nextEvent(t, evs, shortTimeout.Maximum+enetPingInterval+timeoutSlack, "the server's timeout")
-			if end.Kind != netloop.Disconnect || end.Peer != ev.Peer || end.Reason != netloop.ReasonTimeout {
+			if end.Kind != netloop.EventDisconnect || end.Peer != ev.Peer || end.Reason != netloop.ReasonTimeout {
 				t.Errorf("%v event (%v, data %#x) of %v, want a timeout of %v", end.Kind, end.Reason, end.Data, end.Peer, ev.Peer)
 			}
 			t.Logf("raw client in slot %d, session %d: %v after it fell silent", raw.slot, raw.session, end.Reason)

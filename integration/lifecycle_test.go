@@ -42,12 +42,12 @@ func testShutdownUnderLoad(t *testing.T, each int, racing bool) {
 	)
 	srv := startNode(t, "127.0.0.1:0", func(h *netloop.Host, ev netloop.Event) {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			mu.Lock()
 			srvPeers = append(srvPeers, ev.Peer)
 			mu.Unlock()
 			counts.add("server.connect", 1)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			counts.add("server.receive", 1) // the clients' load; may be cut short
 		}
 	}, netloop.WithPeers(64), netloop.WithChannels(2), netloop.WithDrainTimeout(15*time.Second))
@@ -63,9 +63,9 @@ func testShutdownUnderLoad(t *testing.T, each int, racing bool) {
 	for i := range clients {
 		clients[i] = startNode(t, "", func(h *netloop.Host, ev netloop.Event) {
 			switch ev.Kind {
-			case netloop.Connect:
+			case netloop.EventConnect:
 				counts.add("client.connect", 1)
-			case netloop.Receive:
+			case netloop.EventReceive:
 				tag, seq, ok := parseNumbered(ev.Payload)
 				recvMu.Lock()
 				defer recvMu.Unlock()
@@ -77,7 +77,7 @@ func testShutdownUnderLoad(t *testing.T, each int, racing bool) {
 					errs.Errorf("client: stream %d: message %d (intact: %v), want %d", tag, seq, ok, received[tag])
 				}
 				received[tag] = seq + 1
-			case netloop.Disconnect:
+			case netloop.EventDisconnect:
 				if ev.Reason != netloop.ReasonRemote {
 					errs.Errorf("client: %v disconnected (%v), want remote (the server shut down)", ev.Peer, ev.Reason)
 				}
@@ -260,7 +260,7 @@ func startStopCycle(t *testing.T, withSession, serverFirst bool) error {
 		}
 	} else {
 		srv := startNode(t, "127.0.0.1:0", func(h *netloop.Host, ev netloop.Event) {
-			if ev.Kind == netloop.Receive {
+			if ev.Kind == netloop.EventReceive {
 				h.Send(context.Background(), ev.Peer, ev.Channel, ev.Payload, ev.Flag)
 			}
 		}, netloop.WithDrainTimeout(time.Second))
@@ -274,20 +274,20 @@ func startStopCycle(t *testing.T, withSession, serverFirst bool) error {
 	if err != nil {
 		return err
 	}
-	if ev := nextEvent(t, evs, stepWait, "connect"); ev.Kind != netloop.Connect {
+	if ev := nextEvent(t, evs, stepWait, "connect"); ev.Kind != netloop.EventConnect {
 		return fmt.Errorf("%v event (%v), want connect", ev.Kind, ev.Reason)
 	}
 	if err := cli.Send(ctx, p, 0, []byte("hello"), netloop.Reliable); err != nil {
 		return err
 	}
-	if ev := nextEvent(t, evs, stepWait, "echo"); ev.Kind != netloop.Receive || string(ev.Payload) != "hello" {
+	if ev := nextEvent(t, evs, stepWait, "echo"); ev.Kind != netloop.EventReceive || string(ev.Payload) != "hello" {
 		return fmt.Errorf("%v event %q, want the echo", ev.Kind, ev.Payload)
 	}
 	if serverFirst {
 		if err := stopSrv(); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
-		if ev := nextEvent(t, evs, stepWait, "disconnect"); ev.Kind != netloop.Disconnect || ev.Reason != netloop.ReasonRemote {
+		if ev := nextEvent(t, evs, stepWait, "disconnect"); ev.Kind != netloop.EventDisconnect || ev.Reason != netloop.ReasonRemote {
 			return fmt.Errorf("client: %v event (%v), want a remote disconnect", ev.Kind, ev.Reason)
 		}
 		return cli.stop()
@@ -295,7 +295,7 @@ func startStopCycle(t *testing.T, withSession, serverFirst bool) error {
 	if err := cli.stop(); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	if ev := nextEvent(t, evs, stepWait, "disconnect"); ev.Kind != netloop.Disconnect || ev.Reason != netloop.ReasonShutdown {
+	if ev := nextEvent(t, evs, stepWait, "disconnect"); ev.Kind != netloop.EventDisconnect || ev.Reason != netloop.ReasonShutdown {
 		return fmt.Errorf("client: %v event (%v), want shutdown", ev.Kind, ev.Reason)
 	}
 	return stopSrv()

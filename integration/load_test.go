@@ -38,14 +38,14 @@ func testLoad(t *testing.T, peers int) {
 
 	srv := startNode(t, "127.0.0.1:0", func(h *netloop.Host, ev netloop.Event) {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			counts.add("server.connect", 1)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			if err := h.Send(context.Background(), ev.Peer, ev.Channel, ev.Payload, ev.Flag); err != nil {
 				errs.Errorf("server: echo to %v: %v", ev.Peer, err)
 			}
 			counts.add("server.receive", 1)
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			if ev.Reason != netloop.ReasonRemote {
 				errs.Errorf("server: %v disconnected (%v), want remote", ev.Peer, ev.Reason)
 			}
@@ -242,7 +242,7 @@ func TestSoak(t *testing.T) {
 	errs := &errorLimit{t: t, tally: counts}
 
 	srv := startNode(t, "127.0.0.1:0", func(h *netloop.Host, ev netloop.Event) {
-		if ev.Kind == netloop.Receive {
+		if ev.Kind == netloop.EventReceive {
 			if err := h.Send(context.Background(), ev.Peer, ev.Channel, ev.Payload, ev.Flag); err != nil {
 				errs.Errorf("server: echo to %v: %v", ev.Peer, err)
 			}
@@ -326,7 +326,7 @@ func soakClient(c *node, boxes *mailboxes, addr string, tag byte, cycle int, gap
 		}
 		boxes.register(p, box)
 		ev, err := soakEvent(box)
-		if err != nil || ev.Kind != netloop.Connect {
+		if err != nil || ev.Kind != netloop.EventConnect {
 			return fmt.Errorf("connect: %v event (%v), %v", ev.Kind, ev.Reason, err)
 		}
 		counts.add("connect", 1)
@@ -340,7 +340,7 @@ func soakClient(c *node, boxes *mailboxes, addr string, tag byte, cycle int, gap
 			if err != nil {
 				return err
 			}
-			if got, n, ok := parseNumbered(ev.Payload); ev.Kind != netloop.Receive || !ok || got != tag || n != seq {
+			if got, n, ok := parseNumbered(ev.Payload); ev.Kind != netloop.EventReceive || !ok || got != tag || n != seq {
 				return fmt.Errorf("%v event (%v): %d of %d, want echo %d of %d", ev.Kind, ev.Reason, n, got, seq, tag)
 			}
 			counts.add("echo", 1)
@@ -351,7 +351,7 @@ func soakClient(c *node, boxes *mailboxes, addr string, tag byte, cycle int, gap
 		if err := c.Disconnect(ctx, p, 0); err != nil {
 			return fmt.Errorf("disconnect: %w", err)
 		}
-		if ev, err := soakEvent(box); err != nil || ev.Kind != netloop.Disconnect || ev.Reason != netloop.ReasonLocal {
+		if ev, err := soakEvent(box); err != nil || ev.Kind != netloop.EventDisconnect || ev.Reason != netloop.ReasonLocal {
 			return fmt.Errorf("disconnect: %v event (%v), %v", ev.Kind, ev.Reason, err)
 		}
 		boxes.unregister(p)
@@ -393,17 +393,17 @@ func echoClient(i int, counts *tally, errs *errorLimit, local bool) func(*netloo
 	next := make(map[netloop.Peer]uint32) // the host's consumer goroutine only
 	return func(h *netloop.Host, ev netloop.Event) {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			counts.add(fmt.Sprint("connect", i), 1)
 			counts.add("client.connect", 1)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			_, seq, ok := parseNumbered(ev.Payload)
 			if !ok || seq != next[ev.Peer] {
 				errs.Errorf("client: %v: echo %d (intact: %v), want %d", ev.Peer, seq, ok, next[ev.Peer])
 			}
 			next[ev.Peer] = seq + 1
 			counts.add("client.echo", 1)
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			if local && ev.Reason != netloop.ReasonLocal {
 				errs.Errorf("client: %v disconnected (%v), want local", ev.Peer, ev.Reason)
 			}

@@ -38,7 +38,7 @@ func testStuckPeer(t *testing.T, limit int) {
 	bounded := limit < 1<<30
 	base := measure()
 	events := make(chan netloop.Event, 256)
-	srv := startNode(t, "127.0.0.1:0", forward(t, events), netloop.WithPeers(64), netloop.WithOutboundLimit(limit, netloop.OutboundDrop))
+	srv := startNode(t, "127.0.0.1:0", forward(t, events), netloop.WithPeers(64), netloop.WithOutboundLimit(limit), netloop.WithOutboundPolicy(netloop.OutboundDropUnreliable))
 
 	// The client behind the proxy connects first.
 	proxy, _ := startProxy(t, hostAddr(srv.Host), linkproxy.Config{Seed: 1})
@@ -47,7 +47,7 @@ func testStuckPeer(t *testing.T, limit int) {
 		t.Fatal(err)
 	}
 	ev := nextEvent(t, events, stepWait, "the proxied client to connect")
-	if ev.Kind != netloop.Connect {
+	if ev.Kind != netloop.EventConnect {
 		t.Fatalf("%v event, want the proxied client's Connect", ev.Kind)
 	}
 	stuck := ev.Peer
@@ -62,7 +62,7 @@ func testStuckPeer(t *testing.T, limit int) {
 	got := newTally()
 	for range healthy / perHost {
 		cli := startNode(t, "", func(_ *netloop.Host, ev netloop.Event) {
-			if ev.Kind != netloop.Receive {
+			if ev.Kind != netloop.EventReceive {
 				return
 			}
 			_, seq, ok := parseNumbered(ev.Payload)
@@ -83,7 +83,7 @@ func testStuckPeer(t *testing.T, limit int) {
 	}
 	for len(peers) < healthy+1 {
 		ev := nextEvent(t, events, stepWait, "the healthy clients to connect")
-		if ev.Kind != netloop.Connect {
+		if ev.Kind != netloop.EventConnect {
 			t.Fatalf("%v event of %v before every client connected", ev.Kind, ev.Peer)
 		}
 		peers = append(peers, ev.Peer)
@@ -106,7 +106,7 @@ func testStuckPeer(t *testing.T, limit int) {
 		select {
 		case <-tick.C:
 		case ev := <-events:
-			if ev.Kind == netloop.Disconnect && ev.Peer == stuck {
+			if ev.Kind == netloop.EventDisconnect && ev.Peer == stuck {
 				ended = ev
 			} else {
 				t.Fatalf("unexpected %v event of %v (%v)", ev.Kind, ev.Peer, ev.Reason)

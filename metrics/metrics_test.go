@@ -271,7 +271,7 @@ func TestRefusalsExported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := netlooptest.Expect(t, cli, netloop.Disconnect); ev.Peer != p || ev.Reason != netloop.ReasonRefused {
+	if ev := netlooptest.Expect(t, cli, netloop.EventDisconnect); ev.Peer != p || ev.Reason != netloop.ReasonRefused {
 		t.Fatalf("second connection: %v (%v), want refused", ev.Peer, ev.Reason)
 	}
 	if got := sample(t, reg, "enetkit_host_connects_refused_total", "address"); got != 1 {

@@ -17,7 +17,7 @@ func echo(t *testing.T, srv *netloop.Host) {
 	go func() {
 		defer close(done)
 		for ev := range srv.Events() {
-			if ev.Kind == netloop.Receive {
+			if ev.Kind == netloop.EventReceive {
 				srv.Send(ctx(t), ev.Peer, ev.Channel, ev.Payload, ev.Flag)
 			}
 		}
@@ -44,7 +44,7 @@ func echoDatagrams(t *testing.T, n int, opts ...netloop.Option) (float64, netloo
 	srv := start(t, "127.0.0.1:0", opts...)
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
-	expect(t, srv, netloop.Connect)
+	expect(t, srv, netloop.EventConnect)
 	echo(t, srv)
 	pingPong(t, cli, cp, 20) // settle
 	before := stats(t, srv)
@@ -75,11 +75,11 @@ func TestHeldAcksLeaveWithoutAnswers(t *testing.T) {
 	srv := start(t, "127.0.0.1:0")
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
-	sp := expect(t, srv, netloop.Connect).Peer
+	sp := expect(t, srv, netloop.EventConnect).Peer
 	for i := range 50 {
 		msg := seqMsg(2, uint32(i), 100)
 		send(t, cli, cp, 0, msg, netloop.Reliable)
-		ev := expect(t, srv, netloop.Receive)
+		ev := expect(t, srv, netloop.EventReceive)
 		if ev.Peer != sp || !bytes.Equal(ev.Payload, msg) {
 			t.Fatalf("message %d: %x from %v", i, ev.Payload, ev.Peer)
 		}
@@ -109,7 +109,7 @@ func TestSpin(t *testing.T) {
 		srv := start(t, "127.0.0.1:0", opts...)
 		cli := start(t, "")
 		cp := dial(t, cli, srv, 1, 0)
-		expect(t, srv, netloop.Connect)
+		expect(t, srv, netloop.EventConnect)
 		echo(t, srv)
 		pingPong(t, cli, cp, 300)
 		return stats(t, srv)

@@ -156,7 +156,7 @@ func TestClosedHost(t *testing.T) {
 	srv, stop := launch(t, "127.0.0.1:0")
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
-	sp := expect(t, srv, netloop.Connect).Peer
+	sp := expect(t, srv, netloop.EventConnect).Peer
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 // measure to allocate nothing per message:
 //
 //   - BenchmarkSend's receiver drops every message inside its loop before
-//     copying it (WithEventBuffer(0), WithMaxPending(0, OverflowDrop)): allocs/op is the
+//     copying it (WithEventBuffer(0), WithMaxPending(0), WithSlowPolicy(SlowDropAll)): allocs/op is the
 //     sender's cost per message, the Send call and the loop's hand-off to
 //     ENet included.
 //   - BenchmarkReceive's sender is a netloop host, whose sends cost no Go
@@ -100,8 +100,8 @@ func benchPair(b *testing.B, srvOpts, cliOpts []netloop.Option) (srv, cli *netlo
 	if err != nil {
 		b.Fatalf("Connect: %v", err)
 	}
-	benchEvent(ctx, b, cli, netloop.Connect)
-	sp = benchEvent(ctx, b, srv, netloop.Connect).Peer
+	benchEvent(ctx, b, cli, netloop.EventConnect)
+	sp = benchEvent(ctx, b, srv, netloop.EventConnect).Peer
 	return srv, cli, sp, cp
 }
 
@@ -159,7 +159,7 @@ func BenchmarkSend(b *testing.B) {
 
 func benchSend(b *testing.B, size, window int) {
 	// Unbounded means it: the sender's outbound limit is out of the way.
-	srv, cli, _, cp := benchPair(b, []netloop.Option{netloop.WithEventBuffer(0), netloop.WithMaxPending(0, netloop.OverflowDrop)}, []netloop.Option{netloop.WithOutboundLimit(1<<30, netloop.OutboundDrop)})
+	srv, cli, _, cp := benchPair(b, []netloop.Option{netloop.WithEventBuffer(0), netloop.WithMaxPending(0), netloop.WithSlowPolicy(netloop.SlowDropAll)}, []netloop.Option{netloop.WithOutboundLimit(1 << 30), netloop.WithOutboundPolicy(netloop.OutboundDropUnreliable)})
 	ctx := benchCtx(b)
 	payload := make([]byte, size)
 	cpeak := netloop.LiveAllocations()
@@ -257,7 +257,7 @@ func benchReceive(b *testing.B, size, window int, srvOpts []netloop.Option) {
 	for n := 0; n < b.N; n++ {
 		select {
 		case ev := <-srv.Events():
-			if ev.Kind != netloop.Receive || ev.Peer != sp {
+			if ev.Kind != netloop.EventReceive || ev.Peer != sp {
 				b.Fatalf("after %d messages: event %+v", n, ev)
 			}
 			bytes += len(ev.Payload)
@@ -289,7 +289,7 @@ func BenchmarkEcho(b *testing.B) {
 	ctx := benchCtx(b)
 	wg.Go(func() {
 		for ev := range srv.Events() {
-			if ev.Kind == netloop.Receive {
+			if ev.Kind == netloop.EventReceive {
 				srv.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag) // an error means shutdown
 			}
 		}
@@ -305,7 +305,7 @@ func BenchmarkEcho(b *testing.B) {
 		}
 		select {
 		case ev := <-cli.Events():
-			if ev.Kind != netloop.Receive || len(ev.Payload) != len(payload) {
+			if ev.Kind != netloop.EventReceive || len(ev.Payload) != len(payload) {
 				b.Fatalf("event %+v, want the echo", ev)
 			}
 		case <-ctx.Done():

@@ -16,7 +16,7 @@ func TestBroadcastChannels(t *testing.T) {
 		srv := start(t, "127.0.0.1:0", netloop.WithChannels(3))
 		cli := start(t, "") // WithChannels defaults to 1
 		cp := dial(t, cli, srv, 3, 0)
-		sp := expect(t, srv, netloop.Connect).Peer
+		sp := expect(t, srv, netloop.EventConnect).Peer
 		if c := info(t, cli, cp).Channels; c != 3 {
 			t.Fatalf("connection has %d channels, want 3", c)
 		}
@@ -42,7 +42,7 @@ func TestBroadcastChannels(t *testing.T) {
 		}
 		cli := start(t, "", netloop.WithChannels(4))
 		cp := dial(t, cli, srv, 4, 0)
-		sp := expect(t, srv, netloop.Connect).Peer
+		sp := expect(t, srv, netloop.EventConnect).Peer
 		if c := info(t, srv, sp).Channels; c != 4 {
 			t.Fatalf("connection has %d channels, want 4", c)
 		}
@@ -71,7 +71,7 @@ func TestMulticast(t *testing.T) {
 		c := start(t, "", netloop.WithChannels(2))
 		clis = append(clis, c)
 		cps = append(cps, dial(t, c, srv, 2, uint32(i)))
-		sps = append(sps, expect(t, srv, netloop.Connect).Peer)
+		sps = append(sps, expect(t, srv, netloop.EventConnect).Peer)
 	}
 	// Client 3 leaves: its server-side handle is stale.
 	if err := clis[3].Disconnect(ctx(t), cps[3], 0); err != nil {

@@ -27,21 +27,6 @@ const (
 	maxChannels   = C.ENET_PROTOCOL_MAXIMUM_CHANNEL_COUNT
 	maxPacketSize = C.ENET_HOST_DEFAULT_MAXIMUM_PACKET_SIZE
 	cookieSize    = C.NL_COOKIE
-	// ThrottleScale is ENet's scale for a peer's packet throttle (32 means no
-	// unreliable packet is dropped).
-	ThrottleScale = C.ENET_PEER_PACKET_THROTTLE_SCALE
-	// LossScale is ENet's fixed-point scale for a peer's packet loss.
-	LossScale = C.ENET_PEER_PACKET_LOSS_SCALE
-)
-
-// Data of the Disconnect event a client gets when a netloop host refuses
-// its connection (Reason ReasonRefused).
-const (
-	// RefusedFull: every peer slot of the host holds a connection.
-	RefusedFull uint32 = 0x7E7E0001
-	// RefusedAddress: the client's IP address holds as many connections as
-	// the host allows one address (WithPerAddressLimit).
-	RefusedAddress uint32 = 0x7E7E0002
 )
 
 // The refusal codes must be nl.h's: these fail to compile otherwise.
@@ -52,8 +37,18 @@ var (
 	_ [C.NL_REFUSED_ADDRESS - RefusedAddress]struct{}
 )
 
-// The exported limits must be ENet's: these fail to compile otherwise.
+// The exported limits and scales must be ENet's: these fail to compile otherwise.
 var (
+	_ [ThrottleScale - C.ENET_PEER_PACKET_THROTTLE_SCALE]struct{}
+	_ [C.ENET_PEER_PACKET_THROTTLE_SCALE - ThrottleScale]struct{}
+	_ [LossScale - C.ENET_PEER_PACKET_LOSS_SCALE]struct{}
+	_ [C.ENET_PEER_PACKET_LOSS_SCALE - LossScale]struct{}
+	_ [throttleInterval - C.ENET_PEER_PACKET_THROTTLE_INTERVAL]struct{}
+	_ [C.ENET_PEER_PACKET_THROTTLE_INTERVAL - throttleInterval]struct{}
+	_ [throttleAcceleration - C.ENET_PEER_PACKET_THROTTLE_ACCELERATION]struct{}
+	_ [C.ENET_PEER_PACKET_THROTTLE_ACCELERATION - throttleAcceleration]struct{}
+	_ [throttleDeceleration - C.ENET_PEER_PACKET_THROTTLE_DECELERATION]struct{}
+	_ [C.ENET_PEER_PACKET_THROTTLE_DECELERATION - throttleDeceleration]struct{}
 	_ [MaxPeers - maxPeers]struct{}
 	_ [maxPeers - MaxPeers]struct{}
 	_ [MaxChannels - maxChannels]struct{}

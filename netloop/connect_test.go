@@ -25,7 +25,7 @@ func TestWithConnectTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := expect(t, cli, netloop.Disconnect)
+	ev := expect(t, cli, netloop.EventDisconnect)
 	if ev.Peer != p || ev.Reason != netloop.ReasonConnectFailed {
 		t.Fatalf("got %+v, want ReasonConnectFailed for %v", ev, p)
 	}
@@ -39,7 +39,7 @@ func TestWithConnectTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, cli, netloop.Connect)
+	expect(t, cli, netloop.EventConnect)
 	info, err := cli.PeerInfo(ctx(t), q)
 	if err != nil {
 		t.Fatal(err)

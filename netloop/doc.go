@@ -86,7 +86,7 @@
 // Reset, for which ENet itself reports nothing. The loop never blocks on the
 // consumer: events that do not fit the channel wait in a queue of up to
 // WithMaxPending events. Beyond that, received messages are dropped by the
-// Overflow policy (by default a peer whose reliable message is dropped is
+// slow-consumer policy (SlowPolicy) (by default a peer whose reliable message is dropped is
 // disconnected, so that no connection sees a gap) and counted in Stats.
 // Connect and Disconnect events are never dropped.
 //

@@ -27,17 +27,17 @@ func TestShutdownDeliversAfterSlowDrain(t *testing.T) {
 	cli := start(t, "")
 	for i := 0; i < n; i++ {
 		p := netlooptest.Dial(t, cli, srv.Addr().String(), 1, 0)
-		expect(t, srv, netloop.Connect)
+		expect(t, srv, netloop.EventConnect)
 		// Vanish without a word: the server's disconnect will go unanswered.
 		if err := cli.Reset(ctx(t), p); err != nil {
 			t.Fatal(err)
 		}
-		expect(t, cli, netloop.Disconnect)
+		expect(t, cli, netloop.EventDisconnect)
 	}
 	cancel()
 	got := 0
 	for ev := range srv.Events() {
-		if ev.Kind != netloop.Disconnect || ev.Reason != netloop.ReasonShutdown {
+		if ev.Kind != netloop.EventDisconnect || ev.Reason != netloop.ReasonShutdown {
 			t.Fatalf("event %+v, want Disconnect with ReasonShutdown", ev)
 		}
 		got++

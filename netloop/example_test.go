@@ -23,7 +23,7 @@ func ExampleHost() {
 	wg.Go(func() { srv.Run(ctx) })
 	wg.Go(func() {
 		for ev := range srv.Events() { // until Run has returned
-			if ev.Kind == netloop.Receive {
+			if ev.Kind == netloop.EventReceive {
 				srv.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag)
 			}
 		}
@@ -41,9 +41,9 @@ func ExampleHost() {
 	}
 	for ev := range cli.Events() {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			cli.Send(ctx, server, 0, []byte("hello"), netloop.Reliable)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			fmt.Println(string(ev.Payload))
 			cancel() // stop both hosts
 		}
@@ -72,7 +72,7 @@ func ExampleHost_Send() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if ev := <-cli.Events(); ev.Kind != netloop.Connect {
+	if ev := <-cli.Events(); ev.Kind != netloop.EventConnect {
 		log.Fatal(ev.Kind)
 	}
 	wg.Go(func() {
@@ -86,7 +86,7 @@ func ExampleHost_Send() {
 	}
 	n := 0
 	for ev := range srv.Events() {
-		if ev.Kind == netloop.Receive {
+		if ev.Kind == netloop.EventReceive {
 			fmt.Printf("channel %d, %s: %s\n", ev.Channel, ev.Flag, ev.Payload)
 			if n++; n == 3 {
 				cancel()

@@ -242,23 +242,6 @@ func (g *Group) Stats(ctx context.Context) (sum Stats, per []Stats, err error) {
 	return SumStats(per...), per, nil
 }
 
-// SumStats adds up the Stats of several hosts: counters and sizes are
-// summed, ServiceTime is the latest, histograms are merged.
-func SumStats(stats ...Stats) Stats {
-	var t Stats
-	tv := reflect.ValueOf(&t).Elem()
-	for _, s := range stats {
-		sv := reflect.ValueOf(s)
-		for i := range tv.NumField() {
-			addField(tv.Field(i), sv.Field(i))
-		}
-		t.ServiceTime = max(t.ServiceTime, s.ServiceTime)
-		t.Iteration = t.Iteration.merge(s.Iteration)
-		t.Service = t.Service.merge(s.Service)
-	}
-	return t
-}
-
 // addField adds src to dst, a numeric field or an array of them: every
 // counter of Stats, however many are added later, is summed.
 func addField(dst, src reflect.Value) {

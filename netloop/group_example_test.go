@@ -26,7 +26,7 @@ func ExampleGroup() {
 	for _, h := range g.Hosts() { // one consumer per host
 		wg.Go(func() {
 			for ev := range h.Events() { // until Run has returned
-				if ev.Kind == netloop.Receive {
+				if ev.Kind == netloop.EventReceive {
 					h.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag)
 				}
 			}
@@ -44,9 +44,9 @@ func ExampleGroup() {
 	}
 	for ev := range cli.Events() {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			cli.Send(ctx, server, 0, []byte("hello"), netloop.Reliable)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			fmt.Println(string(ev.Payload))
 			cancel() // stop the group and the client
 		}

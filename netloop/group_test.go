@@ -35,9 +35,9 @@ func echoGroup(t *testing.T, g *netloop.Group) (connects <-chan int, stop func()
 					bad = fmt.Errorf("host %d: event of %v, whose host is another", i, ev.Peer)
 				}
 				switch ev.Kind {
-				case netloop.Connect:
+				case netloop.EventConnect:
 					conn <- i
-				case netloop.Receive:
+				case netloop.EventReceive:
 					if n := binary.BigEndian.Uint32(ev.Payload); n != next[ev.Peer] && bad == nil {
 						bad = fmt.Errorf("host %d: %v: message %d, want %d", i, ev.Peer, n, next[ev.Peer])
 					}
@@ -124,7 +124,7 @@ func TestGroupOnePort(t *testing.T) {
 	}
 	for i, c := range clients {
 		for n := range uint32(msgs) {
-			ev := netlooptest.Expect(t, c.Host, netloop.Receive)
+			ev := netlooptest.Expect(t, c.Host, netloop.EventReceive)
 			if got := binary.BigEndian.Uint32(ev.Payload); got != n {
 				t.Fatalf("client %d: echo %d, want %d", i, got, n)
 			}
@@ -157,7 +157,7 @@ func TestGroupOnePort(t *testing.T) {
 		t.Fatalf("group: Run %v; consumers: %v", runErr, seen)
 	}
 	for i, c := range clients {
-		if ev := netlooptest.Expect(t, c.Host, netloop.Disconnect); ev.Reason != netloop.ReasonRemote {
+		if ev := netlooptest.Expect(t, c.Host, netloop.EventDisconnect); ev.Reason != netloop.ReasonRemote {
 			t.Errorf("client %d: disconnect %v, want remote", i, ev.Reason)
 		}
 		if err := c.stop(); err != nil {
@@ -254,7 +254,7 @@ func TestGroupPorts(t *testing.T) {
 		if err := c.Send(ctx(t), p, 0, numbered(0), netloop.Reliable); err != nil {
 			t.Fatal(err)
 		}
-		netlooptest.Expect(t, c.Host, netloop.Receive)
+		netlooptest.Expect(t, c.Host, netloop.EventReceive)
 	}
 	if runErr, seen := stop(); runErr != nil || seen != nil {
 		t.Fatalf("Run: %v; consumers: %v", runErr, seen)

@@ -25,7 +25,7 @@ func TestSendRetainsNothing(t *testing.T) {
 		for i := range n {
 			want := uint32(i)
 			ev, ok := <-srv.Events()
-			if !ok || ev.Kind != netloop.Receive || ev.Peer != sp {
+			if !ok || ev.Kind != netloop.EventReceive || ev.Peer != sp {
 				done <- errors.New("not a message from the client")
 				return
 			}
@@ -67,7 +67,7 @@ func TestMulticastRetainsNothing(t *testing.T) {
 	}
 	peers[0] = netloop.Peer{}
 	copy(data, "XXXXX")
-	if ev := expect(t, cli, netloop.Receive); string(ev.Payload) != "first" {
+	if ev := expect(t, cli, netloop.EventReceive); string(ev.Payload) != "first" {
 		t.Fatalf("got %q, want first", ev.Payload)
 	}
 }
@@ -109,7 +109,7 @@ func TestPerAddressLimit(t *testing.T) {
 	cli := start(t, "127.0.0.1:0")
 	for range 2 {
 		dial(t, cli, srv, 1, 0)
-		expect(t, srv, netloop.Connect)
+		expect(t, srv, netloop.EventConnect)
 	}
 	p, err := cli.Connect(ctx(t), loopback(srv), 1, 0)
 	if err != nil {
@@ -121,7 +121,7 @@ func TestPerAddressLimit(t *testing.T) {
 	// Another address is not affected.
 	other := start(t, "127.0.0.2:0")
 	dial(t, other, srv, 1, 0)
-	expect(t, srv, netloop.Connect)
+	expect(t, srv, netloop.EventConnect)
 	if s := stats(t, srv); s.ConnectsRefusedAddress != 1 || s.ConnectedPeers != 3 {
 		t.Fatalf("ConnectsRefusedAddress %d, ConnectedPeers %d; want 1, 3", s.ConnectsRefusedAddress, s.ConnectedPeers)
 	}
@@ -133,7 +133,7 @@ func stuck(t *testing.T, srv *netloop.Host) netloop.Peer {
 	t.Helper()
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
-	sp := expect(t, srv, netloop.Connect).Peer
+	sp := expect(t, srv, netloop.EventConnect).Peer
 	if err := cli.Reset(ctx(t), cp); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestOutboundLimit(t *testing.T) {
 	const limit = 64 << 10
 	msg := make([]byte, 1024)
 	t.Run("drop", func(t *testing.T) {
-		srv := start(t, "127.0.0.1:0", netloop.WithOutboundLimit(limit, netloop.OutboundDrop))
+		srv := start(t, "127.0.0.1:0", netloop.WithOutboundLimit(limit), netloop.WithOutboundPolicy(netloop.OutboundDropUnreliable))
 		sp := stuck(t, srv)
 		// Unreliable messages beyond the limit are dropped and counted.
 		for range 4 * limit / len(msg) {
@@ -175,7 +175,7 @@ func TestOutboundLimit(t *testing.T) {
 		}
 	})
 	t.Run("wait", func(t *testing.T) {
-		srv := start(t, "127.0.0.1:0", netloop.WithOutboundLimit(limit, netloop.OutboundWait))
+		srv := start(t, "127.0.0.1:0", netloop.WithOutboundLimit(limit), netloop.WithOutboundPolicy(netloop.OutboundWait))
 		sp := stuck(t, srv)
 		// Send blocks once the queue is over the limit; it returns when the
 		// context ends, with nothing queued.
@@ -278,7 +278,7 @@ func TestCancelledCalls(t *testing.T) {
 // are bounded in bytes as well as in count.
 func TestPendingBytes(t *testing.T) {
 	const size, bound = 16 << 10, 64 << 10
-	srv := start(t, "127.0.0.1:0", netloop.WithEventBuffer(1), netloop.WithMaxPendingBytes(bound), netloop.WithMaxPending(1000, netloop.OverflowDrop))
+	srv := start(t, "127.0.0.1:0", netloop.WithEventBuffer(1), netloop.WithMaxPendingBytes(bound), netloop.WithMaxPending(1000), netloop.WithSlowPolicy(netloop.SlowDropAll))
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
 	const n = 20

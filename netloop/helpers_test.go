@@ -46,10 +46,10 @@ func pair(t *testing.T, channels int, opts ...netloop.Option) (srv, cli *netloop
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	if ev := expect(t, cli, netloop.Connect); ev.Peer != cp {
+	if ev := expect(t, cli, netloop.EventConnect); ev.Peer != cp {
 		t.Fatalf("client connect peer %v, want %v", ev.Peer, cp)
 	}
-	ev := expect(t, srv, netloop.Connect)
+	ev := expect(t, srv, netloop.EventConnect)
 	if ev.Data != 7 {
 		t.Fatalf("connect data %d, want 7", ev.Data)
 	}

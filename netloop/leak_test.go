@@ -21,7 +21,7 @@ func TestLiveAllocations(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		expect(t, srv, netloop.Receive)
+		expect(t, srv, netloop.EventReceive)
 		if netloop.LiveAllocations() <= before {
 			t.Fatalf("live allocations %d with two hosts, %d before", netloop.LiveAllocations(), before)
 		}

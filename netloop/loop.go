@@ -462,6 +462,22 @@ func (l *loop) connect(to netip.AddrPort, channels int, data uint32) (Peer, erro
 	return p, nil
 }
 
+// configure gives a new connection the host-wide settings of its options.
+func (l *loop) configure(idx uint16) {
+	cfg := &l.h.cfg
+	if cfg.ping != 0 {
+		l.c.setPingInterval(idx, uint32(cfg.ping/time.Millisecond))
+	}
+	if cfg.timeout != nil {
+		limit, mn, mx, _ := cfg.timeout.millis() // checked by WithTimeout
+		l.c.setTimeout(idx, limit, mn, mx)
+	}
+	if cfg.throttle != nil {
+		iv, acc, dec, _ := cfg.throttle.millis() // checked by WithThrottle
+		l.c.setThrottle(idx, iv, acc, dec)
+	}
+}
+
 // handle turns ENet's events into Events.
 func (l *loop) handle(evs []cevent) {
 	for i := range evs {
@@ -476,19 +492,17 @@ func (l *loop) handle(evs []cevent) {
 					continue
 				}
 				l.newPeer(idx) // incoming
-			} else if l.h.cfg.connectTimeout != 0 {
+			} else if l.h.cfg.connectTimeout != 0 && l.h.cfg.timeout == nil {
 				l.c.setTimeout(idx, 0, 0, 0) // outgoing: back to ENet's defaults
 			}
 			s.connected = true
 			s.addr = eventAddr(e)
-			if l.h.cfg.ping != 0 {
-				l.c.setPingInterval(idx, uint32(l.h.cfg.ping/time.Millisecond))
-			}
+			l.configure(idx)
 			l.h.slots[idx].channels.Store(uint32(e.channels))
 			l.st.Connects++
 			p := Peer{h: l.h, id: s.id}
 			l.log.Debug("connect", zap.Stringer("peer", p), zap.Stringer("addr", s.addr))
-			l.emit(Event{Kind: Connect, Peer: p, Data: uint32(e.data), Channels: int(e.channels), Addr: s.addr})
+			l.emit(Event{Kind: EventConnect, Peer: p, Data: uint32(e.data), Channels: int(e.channels), Addr: s.addr})
 		case cDisconnect:
 			if s.id == 0 {
 				continue // reported already (reset by this side)
@@ -522,7 +536,7 @@ func (l *loop) handle(evs []cevent) {
 			s.msgsIn++
 			s.bytesIn += uint64(len(payload))
 			l.st.Receives++
-			l.emit(Event{Kind: Receive, Peer: Peer{h: l.h, id: s.id}, Channel: uint8(e.channel), Flag: flag, Addr: s.addr, Payload: payload})
+			l.emit(Event{Kind: EventReceive, Peer: Peer{h: l.h, id: s.id}, Channel: uint8(e.channel), Flag: flag, Addr: s.addr, Payload: payload})
 		}
 	}
 }
@@ -533,20 +547,20 @@ func (l *loop) ended(idx uint16, why Reason, data uint32) {
 	l.st.Disconnects++
 	l.log.Debug("disconnect", zap.Stringer("peer", p), zap.Stringer("addr", addr), zap.Stringer("reason", why), zap.Uint32("data", data))
 	l.free(idx)
-	l.emit(Event{Kind: Disconnect, Peer: p, Reason: why, Data: data, Addr: addr})
+	l.emit(Event{Kind: EventDisconnect, Peer: p, Reason: why, Data: data, Addr: addr})
 }
 
 // overflow applies the overflow policy to a message that does not fit.
 func (l *loop) overflow(idx uint16, flag Flag) {
 	l.st.EventsDropped++
-	if flag != Reliable || l.h.cfg.overflow == OverflowDrop {
+	if flag != Reliable || l.h.cfg.slow == SlowDropAll {
 		return
 	}
 	s := &l.slots[idx]
 	s.dropping = true
 	l.st.PeersDropped++
 	l.log.Warn("consumer too slow: disconnecting peer", zap.Stringer("peer", Peer{h: l.h, id: s.id}), zap.Stringer("addr", s.addr), zap.Int("pending", l.pending()))
-	l.disconnect(idx, disconnect, 0, ReasonOverflow)
+	l.disconnect(idx, disconnect, 0, ReasonSlow)
 }
 
 func (l *loop) pending() int { return len(l.q) - l.head }

@@ -34,7 +34,7 @@ func TestLua_host_create(t *testing.T) {
 			// Whatever it is bound to, a client reaches it on 127.0.0.1:<port>.
 			cli := start(t, "")
 			cp := dial(t, cli, h, 1, 99)
-			ev := expect(t, h, netloop.Connect)
+			ev := expect(t, h, netloop.EventConnect)
 			if ev.Data != 99 {
 				t.Fatalf("connect data %d, want 99", ev.Data)
 			}
@@ -65,7 +65,7 @@ func TestLua_host_create_options(t *testing.T) {
 		srv := start(t, "127.0.0.1:0", netloop.WithChannels(3))
 		cli := start(t, "", netloop.WithChannels(netloop.MaxChannels))
 		cp := dial(t, cli, srv, netloop.MaxChannels, 0)
-		sp := expect(t, srv, netloop.Connect).Peer
+		sp := expect(t, srv, netloop.EventConnect).Peer
 		if got := info(t, srv, sp).Channels; got != 3 {
 			t.Fatalf("server side channels %d, want 3", got)
 		}
@@ -83,7 +83,7 @@ func TestLua_host_create_options(t *testing.T) {
 		srv := start(t, "127.0.0.1:0", netloop.WithBandwidth(in, out))
 		cli := start(t, "")
 		cp := dial(t, cli, srv, 1, 0)
-		sp := expect(t, srv, netloop.Connect).Peer
+		sp := expect(t, srv, netloop.EventConnect).Peer
 		// The client learns the server's bandwidth in the connect handshake.
 		pi := info(t, cli, cp)
 		if pi.IncomingBandwidth != in || pi.OutgoingBandwidth != out {
@@ -107,11 +107,11 @@ func TestLua_host_create_errors(t *testing.T) {
 		{"channels 256", "", []netloop.Option{netloop.WithChannels(netloop.MaxChannels + 1)}, netloop.ErrRange},
 		{"negative event buffer", "", []netloop.Option{netloop.WithEventBuffer(-1)}, netloop.ErrRange},
 		{"negative command buffer", "", []netloop.Option{netloop.WithCommandBuffer(-1)}, netloop.ErrRange},
-		{"negative max pending", "", []netloop.Option{netloop.WithMaxPending(-1, netloop.OverflowDrop)}, netloop.ErrRange},
-		{"unknown overflow policy", "", []netloop.Option{netloop.WithMaxPending(8, netloop.Overflow(7))}, netloop.ErrRange},
+		{"negative max pending", "", []netloop.Option{netloop.WithMaxPending(-1), netloop.WithSlowPolicy(netloop.SlowDropAll)}, netloop.ErrRange},
+		{"unknown slow-consumer policy", "", []netloop.Option{netloop.WithMaxPending(8), netloop.WithSlowPolicy(netloop.SlowPolicy(7))}, netloop.ErrRange},
 		{"negative pending bytes", "", []netloop.Option{netloop.WithMaxPendingBytes(-1)}, netloop.ErrRange},
-		{"outbound limit below 64 KiB", "", []netloop.Option{netloop.WithOutboundLimit(1000, netloop.OutboundDrop)}, netloop.ErrRange},
-		{"unknown outbound policy", "", []netloop.Option{netloop.WithOutboundLimit(1<<20, netloop.Outbound(9))}, netloop.ErrRange},
+		{"outbound limit below 64 KiB", "", []netloop.Option{netloop.WithOutboundLimit(1000), netloop.WithOutboundPolicy(netloop.OutboundDropUnreliable)}, netloop.ErrRange},
+		{"unknown outbound policy", "", []netloop.Option{netloop.WithOutboundLimit(1 << 20), netloop.WithOutboundPolicy(netloop.OutboundPolicy(9))}, netloop.ErrRange},
 		{"per-address limit 0", "", []netloop.Option{netloop.WithPerAddressLimit(0)}, netloop.ErrRange},
 		{"negative ping interval", "", []netloop.Option{netloop.WithPingInterval(-time.Second)}, netloop.ErrRange},
 		{"ping interval above an hour", "", []netloop.Option{netloop.WithPingInterval(2 * time.Hour)}, netloop.ErrRange},
@@ -143,7 +143,7 @@ func TestLua_host_create_errors(t *testing.T) {
 	// The busy host is unharmed.
 	cli := start(t, "")
 	cp := dial(t, cli, busy, 1, 0)
-	roundTrip(t, cli, busy, cp, expect(t, busy, netloop.Connect).Peer)
+	roundTrip(t, cli, busy, cp, expect(t, busy, netloop.EventConnect).Peer)
 }
 
 func TestLua_enet_linked_version(t *testing.T) {
@@ -159,7 +159,7 @@ func TestLua_host_service(t *testing.T) {
 	srv, stop := launch(t, "127.0.0.1:0")
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 5)
-	ev := expect(t, srv, netloop.Connect)
+	ev := expect(t, srv, netloop.EventConnect)
 	if ev.Data != 5 || ev.Addr.Port() != cli.Addr().Port() || ev.Addr.Addr() != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("connect event %+v", ev)
 	}
@@ -176,7 +176,7 @@ func TestLua_host_service(t *testing.T) {
 		t.Fatalf("Run returned %v after cancel, want nil", err)
 	}
 	evs := closed(t, srv)
-	if len(evs) != 1 || evs[0].Kind != netloop.Disconnect || evs[0].Peer != sp || evs[0].Reason != netloop.ReasonShutdown {
+	if len(evs) != 1 || evs[0].Kind != netloop.EventDisconnect || evs[0].Peer != sp || evs[0].Reason != netloop.ReasonShutdown {
 		t.Fatalf("events after stop %+v, want one Disconnect (shutdown)", evs)
 	}
 }
@@ -190,7 +190,7 @@ func TestLua_host_check_events(t *testing.T) {
 	// Wait, without reading Events, until the loop has delivered the message.
 	eventually(t, "the message to be delivered", func() bool { return stats(t, srv).Receives == 1 })
 	ev, ok := srv.CheckEvents()
-	if !ok || ev.Kind != netloop.Receive || ev.Peer != sp || string(ev.Payload) != "x" {
+	if !ok || ev.Kind != netloop.EventReceive || ev.Peer != sp || string(ev.Payload) != "x" {
 		t.Fatalf("CheckEvents = %+v, %v; want the message", ev, ok)
 	}
 	if ev, ok := srv.CheckEvents(); ok {
@@ -216,7 +216,7 @@ func TestLua_host_compress_with_range_coder(t *testing.T) {
 		}
 	}
 	cp := dial(t, cli, srv, 1, 0)
-	sp := expect(t, srv, netloop.Connect).Peer
+	sp := expect(t, srv, netloop.EventConnect).Peer
 	before := stats(t, cli).SentBytes
 	const n, size = 20, 1000
 	payload := bytes.Repeat([]byte("compressible "), size/13+1)[:size]
@@ -246,11 +246,11 @@ func TestLua_host_connect(t *testing.T) {
 	if cp.ID() == 0 || cp.Index() != 0 {
 		t.Fatalf("Connect returned %v (index %d)", cp, cp.Index())
 	}
-	cev := expect(t, cli, netloop.Connect)
+	cev := expect(t, cli, netloop.EventConnect)
 	if cev.Peer != cp || cev.Addr != netip.MustParseAddrPort(loopback(srv)) {
 		t.Fatalf("client connect event %+v", cev)
 	}
-	sev := expect(t, srv, netloop.Connect)
+	sev := expect(t, srv, netloop.EventConnect)
 	if sev.Data != data {
 		t.Fatalf("server connect data %#x, want %#x", sev.Data, uint32(data))
 	}
@@ -346,7 +346,7 @@ func TestLua_host_broadcast(t *testing.T) {
 		c := start(t, "", netloop.WithChannels(ch))
 		clis = append(clis, c)
 		cps = append(cps, dial(t, c, srv, ch, uint32(i)))
-		expect(t, srv, netloop.Connect)
+		expect(t, srv, netloop.EventConnect)
 	}
 	s0 := stats(t, srv)
 	if err := srv.Broadcast(ctx(t), 1, []byte("one"), netloop.Reliable); err != nil {
@@ -385,7 +385,7 @@ func TestLua_host_channel_limit(t *testing.T) {
 	}
 	cli := start(t, "", netloop.WithChannels(8))
 	cp := dial(t, cli, srv, 6, 0)
-	sp := expect(t, srv, netloop.Connect).Peer
+	sp := expect(t, srv, netloop.EventConnect).Peer
 	if c := info(t, srv, sp).Channels; c != 2 {
 		t.Fatalf("server side channels %d, want the limit 2", c)
 	}
@@ -401,7 +401,7 @@ func TestLua_host_channel_limit(t *testing.T) {
 	}
 	cli2 := start(t, "", netloop.WithChannels(8))
 	dial(t, cli2, srv, 7, 0)
-	sp2 := expect(t, srv, netloop.Connect).Peer
+	sp2 := expect(t, srv, netloop.EventConnect).Peer
 	if c := info(t, srv, sp2).Channels; c != 7 {
 		t.Fatalf("channels %d after SetChannelLimit(0), want 7", c)
 	}
@@ -492,7 +492,7 @@ func TestLua_host_peer_count(t *testing.T) {
 	// It is the capacity: connections do not change it, and a third is refused.
 	for range 2 {
 		dial(t, start(t, ""), srv, 1, 0)
-		expect(t, srv, netloop.Connect)
+		expect(t, srv, netloop.EventConnect)
 	}
 	if srv.PeerCount() != 2 {
 		t.Fatalf("PeerCount() = %d with 2 connections, want 2", srv.PeerCount())

@@ -108,7 +108,7 @@ func TestLua_peer_disconnect_now(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev, ok := cli.CheckEvents()
-	if !ok || ev.Kind != netloop.Disconnect || ev.Peer != cp || ev.Reason != netloop.ReasonLocal || ev.Data != 43 {
+	if !ok || ev.Kind != netloop.EventDisconnect || ev.Peer != cp || ev.Reason != netloop.ReasonLocal || ev.Data != 43 {
 		t.Fatalf("after DisconnectNow: %+v, %v; want Disconnect (local, 43)", ev, ok)
 	}
 	if ev := disconnected(t, srv, sp, netloop.ReasonRemote); ev.Data != 43 {
@@ -147,7 +147,7 @@ func TestLua_peer_index(t *testing.T) {
 		if cp.Index() != 0 {
 			t.Fatalf("a client's first connection has index %d, want 0", cp.Index())
 		}
-		sp := expect(t, srv, netloop.Connect).Peer
+		sp := expect(t, srv, netloop.EventConnect).Peer
 		i := sp.Index()
 		if i < 0 || i >= srv.PeerCount() {
 			t.Fatalf("index %d outside 0..%d", i, srv.PeerCount()-1)
@@ -238,7 +238,7 @@ func TestLua_peer_reset(t *testing.T) {
 	if err := cli.Flush(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if ev, ok := cli.CheckEvents(); !ok || ev.Kind != netloop.Disconnect || ev.Peer != cp || ev.Reason != netloop.ReasonLocal {
+	if ev, ok := cli.CheckEvents(); !ok || ev.Kind != netloop.EventDisconnect || ev.Peer != cp || ev.Reason != netloop.ReasonLocal {
 		t.Fatalf("after Reset: %+v, %v; want Disconnect (local)", ev, ok)
 	}
 	// The server was not told: it times out.
@@ -322,8 +322,8 @@ func TestLua_peer_state(t *testing.T) {
 	if pi, err := cli.PeerInfo(ctx(t), cp); err != nil || (pi.State != netloop.StateConnecting && pi.State != netloop.StateConnected) {
 		t.Fatalf("PeerInfo right after Connect: %v, %v", pi.State, err)
 	}
-	expect(t, cli, netloop.Connect)
-	sp := expect(t, srv, netloop.Connect).Peer
+	expect(t, cli, netloop.EventConnect)
+	sp := expect(t, srv, netloop.EventConnect).Peer
 	if st := info(t, cli, cp).State; st != netloop.StateConnected {
 		t.Fatalf("state %v after Connect event, want connected", st)
 	}
@@ -347,16 +347,16 @@ func TestLua_peer_state(t *testing.T) {
 
 func TestEventStrings(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
-		{netloop.Connect.String(), "connect"},
-		{netloop.Receive.String(), "receive"},
-		{netloop.Disconnect.String(), "disconnect"},
+		{netloop.EventConnect.String(), "connect"},
+		{netloop.EventReceive.String(), "receive"},
+		{netloop.EventDisconnect.String(), "disconnect"},
 		{netloop.Kind(0).String(), "Kind(0)"},
 		{netloop.ReasonRemote.String(), "remote"},
 		{netloop.ReasonTimeout.String(), "timeout"},
 		{netloop.ReasonLocal.String(), "local"},
 		{netloop.ReasonShutdown.String(), "shutdown"},
 		{netloop.ReasonConnectFailed.String(), "connect_failed"},
-		{netloop.ReasonOverflow.String(), "overflow"},
+		{netloop.ReasonSlow.String(), "overflow"},
 		{netloop.Reason(0).String(), "Reason(0)"},
 		{netloop.Reason(99).String(), "Reason(99)"},
 	} {

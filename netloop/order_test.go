@@ -32,14 +32,14 @@ func TestOrdering(t *testing.T) {
 	}()
 
 	ev := next(t, srv)
-	if ev.Kind != netloop.Connect {
+	if ev.Kind != netloop.EventConnect {
 		t.Fatalf("first event %v, want connect", ev.Kind)
 	}
 	sp := ev.Peer
 	var got [channels]uint32
 	for total := 0; total < channels*n; total++ {
 		ev := next(t, srv)
-		if ev.Kind != netloop.Receive || ev.Peer != sp {
+		if ev.Kind != netloop.EventReceive || ev.Peer != sp {
 			t.Fatalf("after %d messages: %v of %v, want a message of %v", total, ev.Kind, ev.Peer, sp)
 		}
 		stream, seq := parseSeq(t, ev.Payload)
@@ -136,7 +136,7 @@ func TestConcurrentCalls(t *testing.T) {
 	// The client got the broadcasts; skip them and check the link still works.
 	send(t, srv, sp, 0, []byte("end"), netloop.Reliable)
 	for {
-		ev := expect(t, cli, netloop.Receive)
+		ev := expect(t, cli, netloop.EventReceive)
 		if ev.Channel == 0 && string(ev.Payload) == "end" {
 			break
 		}

@@ -15,7 +15,7 @@ func TestOverflow(t *testing.T) {
 	slow := []netloop.Option{netloop.WithEventBuffer(1)}
 
 	t.Run("disconnect", func(t *testing.T) {
-		srv := start(t, "127.0.0.1:0", append(slow, netloop.WithMaxPending(8, netloop.OverflowDisconnect))...)
+		srv := start(t, "127.0.0.1:0", append(slow, netloop.WithMaxPending(8), netloop.WithSlowPolicy(netloop.SlowDropUnreliable))...)
 		cli := start(t, "")
 		cp := dial(t, cli, srv, 1, 0)
 		for i := range n {
@@ -36,7 +36,7 @@ func TestOverflow(t *testing.T) {
 		if s.PendingEvents > 8+1 { // the pending messages and the Disconnect
 			t.Fatalf("PendingEvents %d, want at most 9", s.PendingEvents)
 		}
-		ev := expect(t, srv, netloop.Connect)
+		ev := expect(t, srv, netloop.EventConnect)
 		sp := ev.Peer
 		got := 0
 		for {
@@ -44,13 +44,13 @@ func TestOverflow(t *testing.T) {
 			if ev.Peer != sp {
 				t.Fatalf("event of %v, want %v", ev.Peer, sp)
 			}
-			if ev.Kind == netloop.Disconnect {
-				if ev.Reason != netloop.ReasonOverflow {
+			if ev.Kind == netloop.EventDisconnect {
+				if ev.Reason != netloop.ReasonSlow {
 					t.Fatalf("disconnect reason %v, want overflow", ev.Reason)
 				}
 				break
 			}
-			if ev.Kind != netloop.Receive {
+			if ev.Kind != netloop.EventReceive {
 				t.Fatalf("event %v, want receive or disconnect", ev.Kind)
 			}
 			if _, seq := parseSeq(t, ev.Payload); seq != uint32(got) {
@@ -70,11 +70,11 @@ func TestOverflow(t *testing.T) {
 		// The server still takes connections.
 		cli2 := start(t, "")
 		cp2 := dial(t, cli2, srv, 1, 0)
-		roundTrip(t, cli2, srv, cp2, expect(t, srv, netloop.Connect).Peer)
+		roundTrip(t, cli2, srv, cp2, expect(t, srv, netloop.EventConnect).Peer)
 	})
 
 	t.Run("drop", func(t *testing.T) {
-		srv := start(t, "127.0.0.1:0", append(slow, netloop.WithMaxPending(8, netloop.OverflowDrop))...)
+		srv := start(t, "127.0.0.1:0", append(slow, netloop.WithMaxPending(8), netloop.WithSlowPolicy(netloop.SlowDropAll))...)
 		cli := start(t, "")
 		cp := dial(t, cli, srv, 1, 0)
 		for i := range n {
@@ -88,7 +88,7 @@ func TestOverflow(t *testing.T) {
 		if s.EventsDropped == 0 || s.PeersDropped != 0 {
 			t.Fatalf("EventsDropped %d PeersDropped %d, want > 0 and 0", s.EventsDropped, s.PeersDropped)
 		}
-		sp := expect(t, srv, netloop.Connect).Peer
+		sp := expect(t, srv, netloop.EventConnect).Peer
 		last := -1
 		for range s.Receives {
 			_, seq := parseSeq(t, receive(t, srv, sp).Payload)
@@ -105,10 +105,10 @@ func TestOverflow(t *testing.T) {
 	})
 }
 
-// TestOverflowUnreliable: OverflowDisconnect drops unsequenced messages
+// TestOverflowUnreliable: SlowDropUnreliable drops unsequenced messages
 // that do not fit without disconnecting their peer.
 func TestOverflowUnreliable(t *testing.T) {
-	srv := start(t, "127.0.0.1:0", netloop.WithEventBuffer(1), netloop.WithMaxPending(8, netloop.OverflowDisconnect))
+	srv := start(t, "127.0.0.1:0", netloop.WithEventBuffer(1), netloop.WithMaxPending(8), netloop.WithSlowPolicy(netloop.SlowDropUnreliable))
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
 	for i := range 200 {
@@ -119,7 +119,7 @@ func TestOverflowUnreliable(t *testing.T) {
 	if s.PeersDropped != 0 || s.Disconnects != 0 {
 		t.Fatalf("PeersDropped %d Disconnects %d, want 0 0", s.PeersDropped, s.Disconnects)
 	}
-	sp := expect(t, srv, netloop.Connect).Peer
+	sp := expect(t, srv, netloop.EventConnect).Peer
 	for range s.Receives {
 		if ev := receive(t, srv, sp); ev.Flag != netloop.Unsequenced {
 			t.Fatalf("flag %v", ev.Flag)

@@ -21,7 +21,7 @@ func TestShutdown(t *testing.T) {
 	srv, stop := launch(t, "127.0.0.1:0", netloop.WithDrainTimeout(5*time.Second))
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
-	sp := expect(t, srv, netloop.Connect).Peer
+	sp := expect(t, srv, netloop.EventConnect).Peer
 	for i := range n {
 		send(t, srv, sp, 0, seqMsg(0, uint32(i), 100), netloop.Reliable)
 	}
@@ -35,7 +35,7 @@ func TestShutdown(t *testing.T) {
 	}
 	disconnected(t, cli, cp, netloop.ReasonRemote)
 	evs := closed(t, srv)
-	if len(evs) != 1 || evs[0].Kind != netloop.Disconnect || evs[0].Peer != sp || evs[0].Reason != netloop.ReasonShutdown {
+	if len(evs) != 1 || evs[0].Kind != netloop.EventDisconnect || evs[0].Peer != sp || evs[0].Reason != netloop.ReasonShutdown {
 		t.Fatalf("server's last events %+v, want one Disconnect (shutdown)", evs)
 	}
 	select {
@@ -65,7 +65,7 @@ func TestShutdownPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 		evs := closed(t, cli)
-		if len(evs) != 1 || evs[0].Peer != p || evs[0].Kind != netloop.Disconnect || evs[0].Reason != netloop.ReasonConnectFailed {
+		if len(evs) != 1 || evs[0].Peer != p || evs[0].Kind != netloop.EventDisconnect || evs[0].Reason != netloop.ReasonConnectFailed {
 			t.Fatalf("events %+v, want one Disconnect (connect failed)", evs)
 		}
 	})
@@ -76,7 +76,7 @@ func TestShutdownPeers(t *testing.T) {
 		srv, stop := launch(t, "127.0.0.1:0", netloop.WithDrainTimeout(drain))
 		cli := start(t, "")
 		cp := dial(t, cli, srv, 1, 0)
-		sp := expect(t, srv, netloop.Connect).Peer
+		sp := expect(t, srv, netloop.EventConnect).Peer
 		if err := cli.Reset(ctx(t), cp); err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestShutdownPeers(t *testing.T) {
 		}
 		disconnected(t, cli, cp, netloop.ReasonRemote)
 		// What is left: the event in the channel's buffer; then it is closed.
-		if evs := closed(t, srv); len(evs) != 1 || evs[0].Kind != netloop.Connect {
+		if evs := closed(t, srv); len(evs) != 1 || evs[0].Kind != netloop.EventConnect {
 			t.Fatalf("events left %+v, want the Connect only", evs)
 		}
 	})
@@ -128,7 +128,7 @@ func TestRepeatedRun(t *testing.T) {
 		go func() { errc <- h.Run(c) }()
 		if i%2 == 0 {
 			p := dial(t, h, srv, 1, uint32(i))
-			sp := expect(t, srv, netloop.Connect).Peer
+			sp := expect(t, srv, netloop.EventConnect).Peer
 			roundTrip(t, h, srv, p, sp)
 			cancel()
 			disconnected(t, srv, sp, netloop.ReasonRemote)
@@ -156,7 +156,7 @@ func TestSendDuringShutdown(t *testing.T) {
 	srv, stop := launch(t, "127.0.0.1:0", netloop.WithDrainTimeout(5*time.Second))
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
-	sp := expect(t, srv, netloop.Connect).Peer
+	sp := expect(t, srv, netloop.EventConnect).Peer
 
 	type result struct {
 		stream   byte

@@ -11,14 +11,14 @@ func TestEcho(t *testing.T) {
 	if err := cli.Send(ctx(t), cp, 0, []byte("hello world"), netloop.Reliable); err != nil {
 		t.Fatal(err)
 	}
-	ev := expect(t, srv, netloop.Receive)
+	ev := expect(t, srv, netloop.EventReceive)
 	if string(ev.Payload) != "hello world" || ev.Peer != sp || ev.Flag != netloop.Reliable {
 		t.Fatalf("got %+v", ev)
 	}
 	if err := srv.Send(ctx(t), sp, 0, ev.Payload, netloop.Reliable); err != nil {
 		t.Fatal(err)
 	}
-	ev = expect(t, cli, netloop.Receive)
+	ev = expect(t, cli, netloop.EventReceive)
 	if string(ev.Payload) != "hello world" {
 		t.Fatalf("got %+v", ev)
 	}

@@ -60,7 +60,7 @@ func TestQueuedCommands(t *testing.T) {
 		t.Fatalf("nothing queued or in flight right after 1000 sends: %+v", info)
 	}
 	for i := 0; i < 1000; i++ {
-		expect(t, srv, netloop.Receive)
+		expect(t, srv, netloop.EventReceive)
 	}
 	eventually(t, "the queue to drain", func() bool {
 		info, err := cli.PeerInfo(ctx(t), cp)

@@ -53,7 +53,7 @@ func TestStalePeer(t *testing.T) {
 	srv := start(t, "127.0.0.1:0", netloop.WithPeers(4))
 	cli := start(t, "")
 	cp := dial(t, cli, srv, 1, 0)
-	old := expect(t, srv, netloop.Connect).Peer
+	old := expect(t, srv, netloop.EventConnect).Peer
 	roundTrip(t, cli, srv, cp, old)
 
 	if err := cli.Disconnect(ctx(t), cp, 0); err != nil {
@@ -67,7 +67,7 @@ func TestStalePeer(t *testing.T) {
 	// A new connection takes the freed slot: the same index, another handle.
 	cli2 := start(t, "")
 	cp2 := dial(t, cli2, srv, 1, 0)
-	cur := expect(t, srv, netloop.Connect).Peer
+	cur := expect(t, srv, netloop.EventConnect).Peer
 	if cur.Index() != old.Index() {
 		t.Fatalf("new connection in slot %d, want the freed slot %d", cur.Index(), old.Index())
 	}

@@ -64,7 +64,7 @@ func dial(t *testing.T, cli, srv *netloop.Host, channels int, data uint32) netlo
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	if ev := expect(t, cli, netloop.Connect); ev.Peer != cp {
+	if ev := expect(t, cli, netloop.EventConnect); ev.Peer != cp {
 		t.Fatalf("client connect peer %v, want %v", ev.Peer, cp)
 	}
 	return cp
@@ -121,7 +121,7 @@ func send(t *testing.T, h *netloop.Host, p netloop.Peer, ch uint8, data []byte, 
 // receive returns the next event, which must be a message from p.
 func receive(t *testing.T, h *netloop.Host, p netloop.Peer) netloop.Event {
 	t.Helper()
-	ev := expect(t, h, netloop.Receive)
+	ev := expect(t, h, netloop.EventReceive)
 	if ev.Peer != p {
 		t.Fatalf("message from %v, want %v", ev.Peer, p)
 	}
@@ -131,7 +131,7 @@ func receive(t *testing.T, h *netloop.Host, p netloop.Peer) netloop.Event {
 // disconnected returns the next event, which must be p's Disconnect for reason why.
 func disconnected(t *testing.T, h *netloop.Host, p netloop.Peer, why netloop.Reason) netloop.Event {
 	t.Helper()
-	ev := expect(t, h, netloop.Disconnect)
+	ev := expect(t, h, netloop.EventDisconnect)
 	if ev.Peer != p || ev.Reason != why {
 		t.Fatalf("disconnect of %v (%v), want %v (%v)", ev.Peer, ev.Reason, p, why)
 	}

@@ -88,7 +88,7 @@ func benchSession(ctx context.Context, b *testing.B, h session.Handler) (*netloo
 	}
 	select {
 	case ev := <-cli.Events():
-		if ev.Kind != netloop.Connect {
+		if ev.Kind != netloop.EventConnect {
 			b.Fatalf("client event %+v, want connect", ev)
 		}
 	case <-ctx.Done():
@@ -141,7 +141,7 @@ func benchRoundTrip(b *testing.B, h session.Handler, window, size int) {
 	for got := 0; got < b.N; got++ {
 		select {
 		case ev := <-cli.Events():
-			if ev.Kind != netloop.Receive || len(ev.Payload) != len(bufs[0]) {
+			if ev.Kind != netloop.EventReceive || len(ev.Payload) != len(bufs[0]) {
 				b.Fatalf("event %+v, want echo %d", ev, got)
 			}
 			if seq := binary.LittleEndian.Uint64(ev.Payload); seq != uint64(got) {

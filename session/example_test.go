@@ -47,12 +47,12 @@ func ExampleServer() {
 	}
 	for ev := range cli.Events() {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			cli.Send(cctx, peer, 0, []byte("hello, enet"), netloop.Reliable)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			fmt.Printf("echo: %s\n", ev.Payload)
 			cli.Disconnect(cctx, peer, 0)
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			cstop() // Events closes once the client's Run returns
 		}
 	}

@@ -24,7 +24,7 @@ func (c *groupClient) readUntil(t *testing.T, stop map[uint32]string) map[uint32
 	t.Helper()
 	got := make(map[uint32][]string)
 	for left := len(stop); left > 0; {
-		ev := expect(t, c.host, netloop.Receive)
+		ev := expect(t, c.host, netloop.EventReceive)
 		d, ok := c.peers[ev.Peer]
 		last, want := stop[d]
 		if !ok || !want {
@@ -79,7 +79,7 @@ func TestGroup(t *testing.T) {
 	}
 	for _, c := range clients {
 		for range perHost {
-			if ev := expect(t, c.host, netloop.Connect); !hasPeer(c.peers, ev.Peer) {
+			if ev := expect(t, c.host, netloop.EventConnect); !hasPeer(c.peers, ev.Peer) {
 				t.Fatalf("connect of unknown peer %v", ev.Peer)
 			}
 		}
@@ -130,11 +130,11 @@ func TestGroup(t *testing.T) {
 		}
 	}
 	for range perHost {
-		expect(t, clients[0].host, netloop.Disconnect)
+		expect(t, clients[0].host, netloop.EventDisconnect)
 	}
 	for i := range perHost {
 		s := byData[uint32(i)]
-		if end := srv.obs.endOf(t, s); end.Reason != session.Remote {
+		if end := srv.obs.endOf(t, s); end.Reason != session.ReasonRemote {
 			t.Fatalf("end of %v: %v", s, end)
 		}
 		if g.Contains(s) {

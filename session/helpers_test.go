@@ -111,7 +111,7 @@ func send(t *testing.T, cli *netloop.Host, p netloop.Peer, ch uint8, data []byte
 func roundTrip(t *testing.T, cli *netloop.Host, p netloop.Peer, text string) {
 	t.Helper()
 	send(t, cli, p, 0, []byte(text), netloop.Reliable)
-	ev := expect(t, cli, netloop.Receive)
+	ev := expect(t, cli, netloop.EventReceive)
 	if ev.Peer != p || string(ev.Payload) != text {
 		t.Fatalf("echo %q from %v, want %q from %v", ev.Payload, ev.Peer, text, p)
 	}

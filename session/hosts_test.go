@@ -84,7 +84,7 @@ func TestServerForGroup(t *testing.T) {
 	}
 	for i, c := range conns {
 		for n := range uint32(50) {
-			ev := expect(t, c.cli, netloop.Receive)
+			ev := expect(t, c.cli, netloop.EventReceive)
 			if got := binary.BigEndian.Uint32(ev.Payload); got != n || ev.Payload[4] != c.host {
 				t.Fatalf("client %d: echo %d from host %d, want %d from host %d", i, got, ev.Payload[4], n, c.host)
 			}
@@ -94,7 +94,7 @@ func TestServerForGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, c := range conns {
-		if ev := expect(t, c.cli, netloop.Receive); string(ev.Payload) != "all" || ev.Channel != 1 {
+		if ev := expect(t, c.cli, netloop.EventReceive); string(ev.Payload) != "all" || ev.Channel != 1 {
 			t.Fatalf("client %d: %q on channel %d, want the broadcast", i, ev.Payload, ev.Channel)
 		}
 	}
@@ -105,12 +105,12 @@ func TestServerForGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range conns {
-		if r := <-ended; r != session.Shutdown {
+		if r := <-ended; r != session.ReasonShutdown {
 			t.Errorf("session ended with %v, want shutdown", r)
 		}
 	}
 	for _, c := range conns {
-		expect(t, c.cli, netloop.Disconnect)
+		expect(t, c.cli, netloop.EventDisconnect)
 		if err := c.cli.Close(); err != nil {
 			t.Fatal(err)
 		}

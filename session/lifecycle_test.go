@@ -47,16 +47,16 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 	for range clients {
 		select {
 		case err := <-stopped:
-			isEnd(t, err, session.Shutdown)
+			isEnd(t, err, session.ReasonShutdown)
 		case <-time.After(wait):
 			t.Fatal("handler did not see the shutdown")
 		}
 	}
 	for _, s := range all {
-		isEnd(t, ended(t, s), session.Shutdown)
+		isEnd(t, ended(t, s), session.ReasonShutdown)
 	}
 	for i, cli := range clis {
-		if ev := expect(t, cli, netloop.Disconnect); ev.Peer != peers[i] || ev.Reason != netloop.ReasonRemote {
+		if ev := expect(t, cli, netloop.EventDisconnect); ev.Peer != peers[i] || ev.Reason != netloop.ReasonRemote {
 			t.Fatalf("client %d: disconnect %+v, want remote", i, ev)
 		}
 	}
@@ -111,14 +111,14 @@ func TestShutdownDrainsSends(t *testing.T) {
 	}
 	for i := range n {
 		ev := next(t, cli)
-		if ev.Kind != netloop.Receive {
+		if ev.Kind != netloop.EventReceive {
 			t.Fatalf("event %d: %v (%+v), want message %d", i, ev.Kind, ev, i)
 		}
 		if ev.Peer != p || seqOf(ev.Payload) != uint32(i) {
 			t.Fatalf("message %d from %v, want %d from %v", seqOf(ev.Payload), ev.Peer, i, p)
 		}
 	}
-	if ev := expect(t, cli, netloop.Disconnect); ev.Reason != netloop.ReasonRemote {
+	if ev := expect(t, cli, netloop.EventDisconnect); ev.Reason != netloop.ReasonRemote {
 		t.Fatalf("client disconnect %v, want remote", ev.Reason)
 	}
 }
@@ -137,8 +137,8 @@ func TestStableIDsAfterSlotReuse(t *testing.T) {
 	if err := a.Disconnect(testCtx(t), pa, 5); err != nil {
 		t.Fatalf("Disconnect: %v", err)
 	}
-	expect(t, a, netloop.Disconnect)
-	if end := srv.obs.endOf(t, sa); end.Reason != session.Remote || end.Data != 5 {
+	expect(t, a, netloop.EventDisconnect)
+	if end := srv.obs.endOf(t, sa); end.Reason != session.ReasonRemote || end.Data != 5 {
 		t.Fatalf("end of A %v, want remote data 5", end)
 	}
 
@@ -154,13 +154,13 @@ func TestStableIDsAfterSlotReuse(t *testing.T) {
 	if sa.ID() == sb.ID() || sa.Peer() == sb.Peer() || sa.String() == sb.String() {
 		t.Fatalf("sessions share an ID: %v, %v", sa, sb)
 	}
-	if err := sa.Send(testCtx(t), 0, []byte("for A"), netloop.Reliable); !errors.Is(err, netloop.ErrStalePeer) || !errors.Is(err, session.ErrEnded) {
+	if err := sa.Send(testCtx(t), 0, []byte("for A"), netloop.Reliable); !errors.Is(err, netloop.ErrStalePeer) || !errors.Is(err, session.ErrEnded) || !errors.Is(err, netloop.ErrGone) {
 		t.Fatalf("Send with A's session: %v, want %v and %v", err, netloop.ErrStalePeer, session.ErrEnded)
 	}
 	if err := sb.Send(testCtx(t), 0, []byte("for B"), netloop.Reliable); err != nil {
 		t.Fatalf("Send with B's session: %v", err)
 	}
-	if ev := expect(t, b, netloop.Receive); ev.Peer != pb || string(ev.Payload) != "for B" {
+	if ev := expect(t, b, netloop.EventReceive); ev.Peer != pb || string(ev.Payload) != "for B" {
 		t.Fatalf("B received %q, want %q", ev.Payload, "for B")
 	}
 	if sb.Err() != nil {
@@ -226,7 +226,7 @@ func TestTryReceiveAndInfo(t *testing.T) {
 		ss <- s
 		<-ctx.Done()
 		return nil
-	}), nil, session.WithInbox(1), session.WithSlowPolicy(session.DropAll))
+	}), nil, session.WithInbox(1), session.WithSlowPolicy(session.SlowDropAll))
 	cli := startClient(t)
 	before := time.Now()
 	p := dial(t, cli, srv.addr, 2, 99)
@@ -287,7 +287,7 @@ func TestTryReceiveAndInfo(t *testing.T) {
 		t.Fatalf("TryReceive after the end: %+v", m)
 	}
 	_, err = s.Receive(context.Background())
-	if end := isEnd(t, err, session.Remote); end.Data != 3 {
+	if end := isEnd(t, err, session.ReasonRemote); end.Data != 3 {
 		t.Fatalf("end data %d, want 3", end.Data)
 	}
 }

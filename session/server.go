@@ -18,7 +18,7 @@ import (
 // A Handler serves one session, in the session's own goroutine, from just
 // after its connect. It reads the session's messages with Receive. When it
 // returns nil the session is closed gracefully; when it returns an error or
-// panics, that session alone ends (HandlerError, HandlerPanic), and the
+// panics, that session alone ends (ReasonHandlerError, ReasonHandlerPanic), and the
 // server goes on. ctx is the session's Context: a handler must return soon
 // after it is done, since the server's Run waits for every handler.
 type Handler interface {
@@ -38,14 +38,14 @@ func (f HandlerFunc) ServeSession(ctx context.Context, s *Session) error { retur
 type SlowPolicy uint8
 
 const (
-	// DropUnreliable drops unreliable and unsequenced messages; a reliable
-	// message that does not fit disconnects the session (SlowConsumer), so a
+	// SlowDropUnreliable drops unreliable and unsequenced messages; a reliable
+	// message that does not fit disconnects the session (ReasonSlow), so a
 	// handler never sees a gap in a reliable stream. The default.
-	DropUnreliable SlowPolicy = iota
-	// Disconnect disconnects the session on the first message that does not fit.
-	Disconnect
-	// DropAll drops any message that does not fit, reliable or not.
-	DropAll
+	SlowDropUnreliable SlowPolicy = iota
+	// SlowDisconnect disconnects the session on the first message that does not fit.
+	SlowDisconnect
+	// SlowDropAll drops any message that does not fit, reliable or not.
+	SlowDropAll
 )
 
 // Observer is told what happens to sessions (package metrics implements it).
@@ -72,7 +72,7 @@ func WithInbox(n int) Option { return func(s *Server) { s.inboxSize = n } }
 // message larger than the bound is delivered to an empty inbox.
 func WithInboxBytes(n int) Option { return func(s *Server) { s.inboxBytes = n } }
 
-// WithSlowPolicy sets the slow-consumer policy (default DropUnreliable).
+// WithSlowPolicy sets the slow-consumer policy (default SlowDropUnreliable).
 func WithSlowPolicy(p SlowPolicy) Option { return func(s *Server) { s.policy = p } }
 
 // WithObserver sets an observer of sessions.
@@ -182,13 +182,13 @@ func (srv *Server) Serve(events <-chan netloop.Event) {
 	sessions := make(map[netloop.Peer]*Session) // this host's
 	for ev := range events {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			sessions[ev.Peer] = srv.start(ev)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			if s := sessions[ev.Peer]; s != nil {
 				srv.deliver(s, Message{Channel: ev.Channel, Flag: ev.Flag, Data: ev.Payload})
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			if s := sessions[ev.Peer]; s != nil {
 				delete(sessions, ev.Peer)
 				srv.finish(s, ev)
@@ -199,7 +199,7 @@ func (srv *Server) Serve(events <-chan netloop.Event) {
 	// consumer stalled past the drain timeout; end any session left.
 	for p, s := range sessions {
 		delete(sessions, p)
-		srv.finish(s, netloop.Event{Kind: netloop.Disconnect, Peer: p, Reason: netloop.ReasonShutdown})
+		srv.finish(s, netloop.Event{Kind: netloop.EventDisconnect, Peer: p, Reason: netloop.ReasonShutdown})
 	}
 	srv.wg.Wait()
 }
@@ -237,13 +237,13 @@ func (srv *Server) deliver(s *Session, m Message) {
 		}
 	}
 	srv.drop(s, m)
-	if srv.policy == DropAll || (srv.policy == DropUnreliable && m.Flag != netloop.Reliable) {
+	if srv.policy == SlowDropAll || (srv.policy == SlowDropUnreliable && m.Flag != netloop.Reliable) {
 		return
 	}
 	s.dropping = true
 	srv.stats.slowClosed.Add(1)
 	srv.log.Warn("session too slow: disconnecting", zap.Uint64("session", s.ID()), zap.Stringer("addr", s.addr), zap.Int("inbox", cap(s.inbox)))
-	if err := s.closeAs(SlowConsumer, 0); err != nil {
+	if err := s.closeAs(ReasonSlow, 0); err != nil {
 		srv.log.Warn("disconnect slow session", zap.Uint64("session", s.ID()), zap.Error(err))
 	}
 }
@@ -260,18 +260,18 @@ func (srv *Server) drop(s *Session, m Message) {
 // finish ends s on its Disconnect event: the inbox closes after the last
 // message, then the context is cancelled with the reason.
 func (srv *Server) finish(s *Session, ev netloop.Event) {
-	end := &EndError{Reason: Remote, Data: ev.Data}
+	end := &EndError{Reason: ReasonRemote, Data: ev.Data}
 	switch ev.Reason {
 	case netloop.ReasonTimeout:
-		end.Reason = Timeout
+		end.Reason = ReasonTimeout
 	case netloop.ReasonShutdown:
-		end.Reason = Shutdown
-	case netloop.ReasonOverflow:
-		end.Reason = SlowConsumer
+		end.Reason = ReasonShutdown
+	case netloop.ReasonSlow:
+		end.Reason = ReasonSlow
 	case netloop.ReasonLocal, netloop.ReasonConnectFailed:
 		end.Reason, end.Data = s.endReason(), s.sentData.Load()
 	}
-	if r := Reason(s.local.Load()); r == HandlerError || r == HandlerPanic {
+	if r := Reason(s.local.Load()); r == ReasonHandlerError || r == ReasonHandlerPanic {
 		end.Reason = r
 		end.Err = s.handlerErr
 	}
@@ -283,7 +283,7 @@ func (srv *Server) finish(s *Session, ev netloop.Event) {
 	srv.stats.live.Add(-1)
 	life := time.Since(s.started)
 	lvl := zap.InfoLevel
-	if end.Reason == HandlerError || end.Reason == HandlerPanic || end.Reason == SlowConsumer {
+	if end.Reason == ReasonHandlerError || end.Reason == ReasonHandlerPanic || end.Reason == ReasonSlow {
 		lvl = zap.WarnLevel
 	}
 	srv.log.Log(lvl, "session ended", zap.Uint64("session", s.ID()), zap.Stringer("addr", s.addr),
@@ -298,7 +298,7 @@ func (s *Session) endReason() Reason {
 	if r := Reason(s.local.Load()); r != 0 {
 		return r
 	}
-	return Closed
+	return ReasonClosed
 }
 
 func (srv *Server) serveSession(s *Session) {
@@ -337,9 +337,9 @@ func (srv *Server) serveSession(s *Session) {
 		srv.obs.HandlerFailed(s, err, panicked) // before the end it causes
 	}
 	if panicked {
-		s.fail(HandlerPanic, err)
+		s.fail(ReasonHandlerPanic, err)
 	} else {
-		s.fail(HandlerError, err)
+		s.fail(ReasonHandlerError, err)
 	}
 }
 

@@ -23,22 +23,22 @@ type Message struct {
 type Reason uint8
 
 const (
-	// Remote: the peer disconnected; EndError.Data is the data it sent.
-	Remote Reason = iota + 1
-	// Timeout: the peer stopped answering.
-	Timeout
-	// Closed: this side called Close or CloseWith, or the handler returned nil.
-	Closed
-	// Kicked: this side called Kick.
-	Kicked
-	// Shutdown: the server shut down.
-	Shutdown
-	// SlowConsumer: the session's inbox overflowed and the policy disconnected it.
-	SlowConsumer
-	// HandlerError: the handler returned an error (EndError.Err).
-	HandlerError
-	// HandlerPanic: the handler panicked (EndError.Err holds the panic value).
-	HandlerPanic
+	// ReasonRemote: the peer disconnected; EndError.Data is the data it sent.
+	ReasonRemote Reason = iota + 1
+	// ReasonTimeout: the peer stopped answering.
+	ReasonTimeout
+	// ReasonClosed: this side called Close or CloseWith, or the handler returned nil.
+	ReasonClosed
+	// ReasonKicked: this side called Kick.
+	ReasonKicked
+	// ReasonShutdown: the server shut down.
+	ReasonShutdown
+	// ReasonSlow: the session's inbox overflowed and the policy disconnected it.
+	ReasonSlow
+	// ReasonHandlerError: the handler returned an error (EndError.Err).
+	ReasonHandlerError
+	// ReasonHandlerPanic: the handler panicked (EndError.Err holds the panic value).
+	ReasonHandlerPanic
 )
 
 var reasonNames = [...]string{"", "remote", "timeout", "closed", "kicked", "shutdown", "slow_consumer", "handler_error", "handler_panic"}
@@ -51,7 +51,9 @@ func (r Reason) String() string {
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
 
-// ErrEnded matches (with errors.Is) every *EndError.
+// ErrEnded matches (with errors.Is) every *EndError. An EndError is also a
+// netloop.ErrGone, so that one check covers a send to a session that has
+// ended and one to a peer that has gone.
 var ErrEnded = errors.New("session: ended")
 
 // EndError is how a session ended: the cause of its Context and what
@@ -59,7 +61,7 @@ var ErrEnded = errors.New("session: ended")
 type EndError struct {
 	Reason Reason
 	Data   uint32 // Remote: the peer's disconnect data; Closed: the data sent
-	Err    error  // HandlerError, HandlerPanic: what the handler returned or panicked with
+	Err    error  // ReasonHandlerError, ReasonHandlerPanic: what the handler returned or panicked with
 }
 
 // Error describes the end.
@@ -70,8 +72,8 @@ func (e *EndError) Error() string {
 	return fmt.Sprintf("session: ended: %v (data %d)", e.Reason, e.Data)
 }
 
-// Is makes errors.Is(err, ErrEnded) true.
-func (e *EndError) Is(target error) bool { return target == ErrEnded }
+// Is makes errors.Is(err, ErrEnded) and errors.Is(err, netloop.ErrGone) true.
+func (e *EndError) Is(target error) bool { return target == ErrEnded || target == netloop.ErrGone }
 
 // Unwrap returns the handler's error, if any.
 func (e *EndError) Unwrap() error { return e.Err }
@@ -200,11 +202,11 @@ func (s *Session) Server() *Server { return s.srv }
 func (s *Session) Close() error { return s.CloseWith(0) }
 
 // CloseWith is Close with disconnect data for the peer.
-func (s *Session) CloseWith(data uint32) error { return s.closeAs(Closed, data) }
+func (s *Session) CloseWith(data uint32) error { return s.closeAs(ReasonClosed, data) }
 
 // Kick disconnects the peer at once; queued messages are dropped.
 func (s *Session) Kick() error {
-	s.local.CompareAndSwap(0, uint32(Kicked))
+	s.local.CompareAndSwap(0, uint32(ReasonKicked))
 	err := s.peer.Host().DisconnectNow(context.Background(), s.peer, 0)
 	return s.gone(err)
 }
@@ -225,7 +227,7 @@ func (s *Session) closeAs(r Reason, data uint32) error {
 
 // gone turns "the peer is already gone" into nil: ending twice is fine.
 func (s *Session) gone(err error) error {
-	if errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrClosed) || errors.Is(err, netloop.ErrNotConnected) {
+	if errors.Is(err, netloop.ErrGone) {
 		return nil
 	}
 	return err

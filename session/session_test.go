@@ -64,7 +64,7 @@ func TestOrderPerChannelThenRemoteEnd(t *testing.T) {
 	if err := cli.DisconnectLater(testCtx(t), p, 42); err != nil {
 		t.Fatalf("DisconnectLater: %v", err)
 	}
-	if ev := expect(t, cli, netloop.Disconnect); ev.Reason != netloop.ReasonLocal {
+	if ev := expect(t, cli, netloop.EventDisconnect); ev.Reason != netloop.ReasonLocal {
 		t.Fatalf("client disconnect reason %v, want local", ev.Reason)
 	}
 	var r result
@@ -79,7 +79,7 @@ func TestOrderPerChannelThenRemoteEnd(t *testing.T) {
 	if r.got != [2]uint32{n / 2, n / 2} {
 		t.Fatalf("got %v messages per channel, want %d each", r.got, n/2)
 	}
-	end := isEnd(t, r.err, session.Remote)
+	end := isEnd(t, r.err, session.ReasonRemote)
 	if end.Data != 42 {
 		t.Fatalf("end data %d, want 42", end.Data)
 	}
@@ -143,11 +143,11 @@ func TestEndReasons(t *testing.T) {
 		failed   bool   // the observer sees HandlerFailed
 		panicked bool
 	}{
-		{cmd: "close", reason: session.Closed, data: 7},
-		{cmd: "kick", reason: session.Kicked},
-		{cmd: "return", reason: session.Closed},
-		{cmd: "error", reason: session.HandlerError, errs: 1, failed: true},
-		{cmd: "panic", reason: session.HandlerPanic, panics: 1, failed: true, panicked: true},
+		{cmd: "close", reason: session.ReasonClosed, data: 7},
+		{cmd: "kick", reason: session.ReasonKicked},
+		{cmd: "return", reason: session.ReasonClosed},
+		{cmd: "error", reason: session.ReasonHandlerError, errs: 1, failed: true},
+		{cmd: "panic", reason: session.ReasonHandlerPanic, panics: 1, failed: true, panicked: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.cmd, func(t *testing.T) {
@@ -163,7 +163,7 @@ func TestEndReasons(t *testing.T) {
 			roundTrip(t, cli, p, "hello")
 
 			send(t, cli, p, 0, []byte(tt.cmd), netloop.Reliable)
-			ev := expect(t, cli, netloop.Disconnect)
+			ev := expect(t, cli, netloop.EventDisconnect)
 			if ev.Reason != netloop.ReasonRemote || ev.Data != tt.data {
 				t.Fatalf("client disconnect %v data %d, want remote data %d", ev.Reason, ev.Data, tt.data)
 			}
@@ -175,11 +175,11 @@ func TestEndReasons(t *testing.T) {
 				t.Fatalf("observer saw end %v, want %v", got, end)
 			}
 			switch tt.reason {
-			case session.HandlerError:
+			case session.ReasonHandlerError:
 				if !errors.Is(end, errBoom) || !errors.Is(end.Err, errBoom) {
 					t.Fatalf("end %v does not wrap the handler's error", end)
 				}
-			case session.HandlerPanic:
+			case session.ReasonHandlerPanic:
 				if end.Err == nil {
 					t.Fatalf("end %v has no panic error", end)
 				}
@@ -231,11 +231,11 @@ func TestCloseWithDataInEndError(t *testing.T) {
 	p := dial(t, cli, srv.addr, 1, 0)
 	s := ss.next(t)
 	send(t, cli, p, 0, []byte("close"), netloop.Reliable)
-	if ev := expect(t, cli, netloop.Disconnect); ev.Data != 7 {
+	if ev := expect(t, cli, netloop.EventDisconnect); ev.Data != 7 {
 		t.Fatalf("client disconnect data %d, want 7", ev.Data)
 	}
 	end := ended(t, s)
-	if end.Reason != session.Closed {
+	if end.Reason != session.ReasonClosed {
 		t.Fatalf("end %v, want closed", end)
 	}
 	if end.Data != 7 {
@@ -261,8 +261,8 @@ func TestCloseIdempotent(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	expect(t, cli, netloop.Disconnect)
-	isEnd(t, ended(t, s), session.Closed)
+	expect(t, cli, netloop.EventDisconnect)
+	isEnd(t, ended(t, s), session.ReasonClosed)
 	for name, f := range map[string]func() error{"Close": s.Close, "Kick": s.Kick, "CloseWith": func() error { return s.CloseWith(3) }} {
 		if err := f(); err != nil {
 			t.Errorf("%s after the end: %v", name, err)
@@ -303,10 +303,10 @@ func TestTimeout(t *testing.T) {
 	if err := cli.Reset(testCtx(t), p); err != nil {
 		t.Fatalf("Reset: %v", err)
 	}
-	expect(t, cli, netloop.Disconnect)
+	expect(t, cli, netloop.EventDisconnect)
 	start := time.Now()
 	end := ended(t, s)
-	if end.Reason != session.Timeout {
+	if end.Reason != session.ReasonTimeout {
 		t.Fatalf("end %v, want timeout", end)
 	}
 	t.Logf("timed out after %v", time.Since(start))
@@ -352,7 +352,7 @@ func TestReceiveEndConsistent(t *testing.T) {
 		if err := cli.Disconnect(testCtx(t), p, 0); err != nil {
 			t.Fatal(err)
 		}
-		expect(t, cli, netloop.Disconnect)
+		expect(t, cli, netloop.EventDisconnect)
 	}
 	for range n {
 		select {
@@ -396,7 +396,7 @@ func TestGroupAddEndedReason(t *testing.T) {
 	srv.obs.endOf(t, s) // reported after the session left its groups
 	err := srv.NewGroup().Add(s)
 	end := isEnd(t, err, isEndReason(err))
-	if end.Reason != session.Remote || end.Data != 8 {
+	if end.Reason != session.ReasonRemote || end.Data != 8 {
 		t.Fatalf("Group.Add of a session that ended remotely (data 8) returns %v; want its own end %v "+
 			"(session/group.go Add builds &EndError{Reason: s.endReason()} instead of returning s.end)", end, s.Err())
 	}

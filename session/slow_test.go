@@ -82,7 +82,7 @@ func result(t *testing.T, out <-chan blocked) blocked {
 	return blocked{}
 }
 
-// Under DropUnreliable a reliable message that does not fit ends its
+// Under SlowDropUnreliable a reliable message that does not fit ends its
 // session, which never sees a gap; other sessions go on.
 func TestSlowConsumerReliableDisconnects(t *testing.T) {
 	hold, free := release()
@@ -96,10 +96,10 @@ func TestSlowConsumerReliableDisconnects(t *testing.T) {
 
 	sendFlood(t, a, pa, flood, netloop.Reliable, true)
 	end := ended(t, sa)
-	if end.Reason != session.SlowConsumer {
+	if end.Reason != session.ReasonSlow {
 		t.Fatalf("end %v, want slow consumer", end)
 	}
-	if ev := expect(t, a, netloop.Disconnect); ev.Reason != netloop.ReasonRemote {
+	if ev := expect(t, a, netloop.EventDisconnect); ev.Reason != netloop.ReasonRemote {
 		t.Fatalf("client disconnect %v, want remote", ev.Reason)
 	}
 	if got := srv.obs.endOf(t, sa); got != end { // after the counters are updated
@@ -135,15 +135,15 @@ func TestSlowConsumerReliableDisconnects(t *testing.T) {
 	if !slices.Equal(r.seqs, []uint32{0, 1, 2, 3}) {
 		t.Fatalf("handler received %v, want the first %d messages and no more", r.seqs, inbox)
 	}
-	isEnd(t, r.err, session.SlowConsumer)
+	isEnd(t, r.err, session.ReasonSlow)
 }
 
-// Under DropAll a session whose inbox is full loses messages but lives.
+// Under SlowDropAll a session whose inbox is full loses messages but lives.
 func TestSlowConsumerDropAllSurvives(t *testing.T) {
 	hold, free := release()
 	ss, out := newSessions(), make(chan blocked, 1)
 	progress := make(chan uint32, flood)
-	srv := startServer(t, blocker(ss, hold, out, progress), nil, session.WithInbox(inbox), session.WithSlowPolicy(session.DropAll))
+	srv := startServer(t, blocker(ss, hold, out, progress), nil, session.WithInbox(inbox), session.WithSlowPolicy(session.SlowDropAll))
 	t.Cleanup(free) // before the server stops
 	a := startClient(t)
 	pa := dial(t, a, srv.addr, 1, 1)
@@ -174,12 +174,12 @@ func TestSlowConsumerDropAllSurvives(t *testing.T) {
 	if !slices.Equal(r.seqs, []uint32{0, 1, 2, 3}) {
 		t.Fatalf("handler received %v, want the first %d", r.seqs, inbox)
 	}
-	if end := isEnd(t, r.err, session.Remote); end.Data != 9 {
+	if end := isEnd(t, r.err, session.ReasonRemote); end.Data != 9 {
 		t.Fatalf("end data %d, want 9", end.Data)
 	}
 }
 
-// Under DropUnreliable, unreliable messages that do not fit are dropped
+// Under SlowDropUnreliable, unreliable messages that do not fit are dropped
 // and the session lives.
 func TestSlowConsumerUnreliableDropped(t *testing.T) {
 	for _, flag := range []netloop.Flag{netloop.Unreliable, netloop.Unsequenced} {
@@ -198,7 +198,7 @@ func TestSlowConsumerUnreliableDropped(t *testing.T) {
 			if err := sa.Send(testCtx(t), 0, []byte("alive"), netloop.Reliable); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			if ev := expect(t, a, netloop.Receive); string(ev.Payload) != "alive" {
+			if ev := expect(t, a, netloop.EventReceive); string(ev.Payload) != "alive" {
 				t.Fatalf("client got %q", ev.Payload)
 			}
 			// A graceful end from the client: the session was never cut.
@@ -207,7 +207,7 @@ func TestSlowConsumerUnreliableDropped(t *testing.T) {
 			}
 			free()
 			r := result(t, out)
-			if end := isEnd(t, r.err, session.Remote); end.Data != 77 {
+			if end := isEnd(t, r.err, session.ReasonRemote); end.Data != 77 {
 				t.Fatalf("end data %d, want 77", end.Data)
 			}
 			if len(r.seqs) < inbox {
@@ -231,21 +231,21 @@ func TestSlowConsumerUnreliableDropped(t *testing.T) {
 func TestSlowConsumerDisconnectPolicy(t *testing.T) {
 	hold, free := release()
 	ss, out := newSessions(), make(chan blocked, 1)
-	srv := startServer(t, blocker(ss, hold, out, nil), nil, session.WithInbox(inbox), session.WithSlowPolicy(session.Disconnect))
+	srv := startServer(t, blocker(ss, hold, out, nil), nil, session.WithInbox(inbox), session.WithSlowPolicy(session.SlowDisconnect))
 	t.Cleanup(free) // before the server stops
 	a := startClient(t)
 	pa := dial(t, a, srv.addr, 1, 1)
 	sa := ss.next(t)
 	sendFlood(t, a, pa, flood, netloop.Unsequenced, true)
-	if end := ended(t, sa); end.Reason != session.SlowConsumer {
+	if end := ended(t, sa); end.Reason != session.ReasonSlow {
 		t.Fatalf("end %v, want slow consumer", end)
 	}
-	expect(t, a, netloop.Disconnect)
+	expect(t, a, netloop.EventDisconnect)
 	if st := srv.Stats(); st.SlowDisconnects != 1 || st.Dropped == 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	free()
-	isEnd(t, result(t, out).err, session.SlowConsumer)
+	isEnd(t, result(t, out).err, session.ReasonSlow)
 }
 
 // Messages that come after the handler returned are dropped and counted.
@@ -268,8 +268,8 @@ func TestMessagesAfterHandlerReturnedDropped(t *testing.T) {
 			break
 		}
 	}
-	expect(t, a, netloop.Disconnect)
-	if end := ended(t, s); end.Reason != session.Closed {
+	expect(t, a, netloop.EventDisconnect)
+	if end := ended(t, s); end.Reason != session.ReasonClosed {
 		t.Fatalf("end %v, want closed", end)
 	}
 	if st := srv.Stats(); st.Dropped != int64(srv.obs.drops(s)) || st.SlowDisconnects != 0 {
@@ -294,7 +294,7 @@ func TestSlowConsumerInboxBytes(t *testing.T) {
 			}
 			got <- len(m.Data)
 		}
-	}), nil, session.WithInbox(100), session.WithInboxBytes(bound), session.WithSlowPolicy(session.DropAll))
+	}), nil, session.WithInbox(100), session.WithInboxBytes(bound), session.WithSlowPolicy(session.SlowDropAll))
 	t.Cleanup(free) // before the server stops
 	a := startClient(t)
 	pa := dial(t, a, srv.addr, 1, 1)

@@ -505,7 +505,7 @@ func ConnectTime(ctx context.Context, addr string, opts ...netloop.Option) (time
 				continue
 			}
 			switch ev.Kind {
-			case netloop.Connect:
+			case netloop.EventConnect:
 				d := time.Since(start)
 				// Send the acknowledgement of the server's VERIFY_CONNECT
 				// before disconnecting (ENet drops what is queued for a
@@ -516,7 +516,7 @@ func ConnectTime(ctx context.Context, addr string, opts ...netloop.Option) (time
 				h.Flush(bg)
 				h.DisconnectNow(bg, p, 0)
 				return d, nil
-			case netloop.Disconnect:
+			case netloop.EventDisconnect:
 				return 0, fmt.Errorf("%w: %s after %v (%v)", ErrConnectFailed, addr, time.Since(start).Round(time.Millisecond), ev.Reason)
 			}
 		case <-ctx.Done():

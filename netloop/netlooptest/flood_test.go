@@ -218,7 +218,7 @@ func TestConnectTime(t *testing.T) {
 	if err != nil || d <= 0 {
 		t.Fatalf("ConnectTime: %v, %v", d, err)
 	}
-	Expect(t, srv, netloop.Connect)
+	Expect(t, srv, netloop.EventConnect)
 
 	// Nothing listens on l: the connection fails by the host's timeout,
 	// or by the context's.

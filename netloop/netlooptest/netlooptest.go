@@ -110,7 +110,7 @@ func Dial(tb testing.TB, h *netloop.Host, addr string, channels int, data uint32
 	if err != nil {
 		tb.Fatalf("netlooptest: Connect(%q): %v", addr, err)
 	}
-	if ev := Expect(tb, h, netloop.Connect); ev.Peer != p {
+	if ev := Expect(tb, h, netloop.EventConnect); ev.Peer != p {
 		tb.Fatalf("netlooptest: Connect event for %v, want %v", ev.Peer, p)
 	}
 	return p

@@ -36,7 +36,7 @@ func payload(seq uint64) []byte {
 // watch consumes a client host's events until it stops.
 func (r *receipts) watch(h *netloop.Host) {
 	for ev := range h.Events() {
-		if ev.Kind != netloop.Receive || len(ev.Payload) != 16 {
+		if ev.Kind != netloop.EventReceive || len(ev.Payload) != 16 {
 			continue
 		}
 		now := time.Now().UnixNano()

@@ -80,7 +80,7 @@ func (n *Node) Bind(ctx context.Context, s *session.Session, user string) error 
 			alive = lb != nil && lb.s.ID() == old.Session && lb.s.Err() == nil
 		}
 		n.mu.Unlock()
-		if alive && n.cfg.policy == Refuse {
+		if alive && n.cfg.policy == LoginRefuse {
 			return fmt.Errorf("%w: %q on node %s", ErrTaken, user, old.Node)
 		}
 		rev, err = b.users.Update(ctx, key, val, e.Revision())

@@ -20,10 +20,10 @@ func TestNodesJoinAndLeave(t *testing.T) {
 	// A TTL far beyond the test's deadlines: a Left seen in time comes
 	// from the clean leave, not from the TTL.
 	a := startNode(t, url, "a", WithTTL(time.Minute), WithCapacity(64))
-	a.expectEvent(t, Joined, "a")
+	a.expectEvent(t, NodeJoined, "a")
 	b := startNode(t, url, "b", WithTTL(time.Minute))
-	a.expectEvent(t, Joined, "b")
-	b.expectEvent(t, Joined, "a")
+	a.expectEvent(t, NodeJoined, "b")
+	b.expectEvent(t, NodeJoined, "a")
 	eventually(t, "two nodes", func() bool { return len(a.Nodes()) == 2 })
 	got := a.Nodes()
 	if got[0].ID != "a" || got[1].ID != "b" || got[0].Capacity != 64 || got[1].Addr != b.host.Addr().String() {
@@ -32,7 +32,7 @@ func TestNodesJoinAndLeave(t *testing.T) {
 	if err := b.stop(); err != nil {
 		t.Fatal(err)
 	}
-	a.expectEvent(t, Left, "b")
+	a.expectEvent(t, NodeLeft, "b")
 	if n := len(a.Nodes()); n != 1 {
 		t.Fatalf("%d nodes after b left, want 1", n)
 	}
@@ -84,7 +84,7 @@ func TestDeadNode(t *testing.T) {
 	mustPut(t, kv("users"), "gus", `{"node":"ghost","session":1}`)
 	mustPut(t, kv("groups"), memberKey("room", "gus"), "ghost")
 
-	a.expectEvent(t, Joined, "ghost")
+	a.expectEvent(t, NodeJoined, "ghost")
 	eventually(t, "gus in room", func() bool { return room.Len() == 2 })
 	if node, ok := a.Where("gus"); !ok || node != "ghost" {
 		t.Fatalf("Where(gus) = %q, %v", node, ok)
@@ -100,7 +100,7 @@ func TestDeadNode(t *testing.T) {
 	expectData(t, cli, "hi")
 
 	start := time.Now()
-	e := a.expectEvent(t, Left, "ghost")
+	e := a.expectEvent(t, NodeLeft, "ghost")
 	if !slices.Equal(e.Lost["room"], []string{"gus"}) {
 		t.Fatalf("Lost = %v", e.Lost)
 	}
@@ -152,7 +152,7 @@ func TestLoginKicksOlderSession(t *testing.T) {
 	if err := roomB.Join(ctx, sB); err != nil {
 		t.Fatal(err)
 	}
-	netlooptest.Expect(t, cliA, netloop.Disconnect) // kicked on a
+	netlooptest.Expect(t, cliA, netloop.EventDisconnect) // kicked on a
 	<-sA.Context().Done()
 	eventually(t, "a sees alice on b", func() bool { n, _ := a.Where("alice"); return n == "b" })
 	eventually(t, "a kicked alice", func() bool { return a.Stats().Kicked == 1 })
@@ -171,7 +171,7 @@ func TestLoginKicksOlderSession(t *testing.T) {
 	// On one node too.
 	cliB2, _ := b.login(t, "bob")
 	b.login(t, "bob")
-	netlooptest.Expect(t, cliB2, netloop.Disconnect)
+	netlooptest.Expect(t, cliB2, netloop.EventDisconnect)
 
 	// Rebinding is a no-op; binding to another user is refused.
 	if err := b.Bind(ctx, sB, "alice"); err != nil {
@@ -190,8 +190,8 @@ func TestLoginKicksOlderSession(t *testing.T) {
 
 func TestLoginRefused(t *testing.T) {
 	_, url := startNATS(t, 0)
-	a := startNode(t, url, "a", WithLoginPolicy(Refuse))
-	b := startNode(t, url, "b", WithLoginPolicy(Refuse))
+	a := startNode(t, url, "a", WithLoginPolicy(LoginRefuse))
+	b := startNode(t, url, "b", WithLoginPolicy(LoginRefuse))
 	ctx := context.Background()
 	cliA, sA := a.login(t, "alice")
 	_, sB := b.connect(t)
@@ -237,7 +237,7 @@ func TestPushOneMessagePerNode(t *testing.T) {
 		t.Fatalf("push to users on 3 nodes published %d NATS messages, want 2 (one per other node)", d)
 	}
 	for _, cli := range clis {
-		ev := netlooptest.Expect(t, cli, netloop.Receive)
+		ev := netlooptest.Expect(t, cli, netloop.EventReceive)
 		if string(ev.Payload) != "news" || ev.Channel != 1 {
 			t.Fatalf("received %q on %d", ev.Payload, ev.Channel)
 		}

@@ -32,7 +32,7 @@ func ExampleNode() {
 	joined := make(chan cluster.NodeInfo, 1)
 	node, err = cluster.New(srv, cluster.WithServer(""), cluster.WithID("node-1"),
 		cluster.WithWatch(func(e cluster.NodeEvent) {
-			if e.Kind == cluster.Joined {
+			if e.Kind == cluster.NodeJoined {
 				joined <- e.Node
 			}
 		}))

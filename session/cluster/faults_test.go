@@ -96,7 +96,7 @@ func TestNATSOutage(t *testing.T) {
 	// Nobody saw anybody leave.
 	for _, n := range []*testNode{a, b} {
 		for len(n.events) > 0 {
-			if e := <-n.events; e.Kind == Left {
+			if e := <-n.events; e.Kind == NodeLeft {
 				t.Fatalf("node %s saw %s leave", n.ID(), e.Node.ID)
 			}
 		}

@@ -133,7 +133,7 @@ func (tn *testNode) login(t *testing.T, user string) (*netloop.Host, *session.Se
 // expectData waits for the client to receive want.
 func expectData(t *testing.T, cli *netloop.Host, want string) {
 	t.Helper()
-	ev := netlooptest.Expect(t, cli, netloop.Receive)
+	ev := netlooptest.Expect(t, cli, netloop.EventReceive)
 	if string(ev.Payload) != want {
 		t.Fatalf("received %q, want %q", ev.Payload, want)
 	}

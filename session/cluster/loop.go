@@ -209,7 +209,7 @@ func (n *Node) join(ctx context.Context) (*watchers, error) {
 	}
 	for id, st := range nodes {
 		if n.nodes[id] == nil {
-			n.events = append(n.events, NodeEvent{Kind: Joined, Node: st.info})
+			n.events = append(n.events, NodeEvent{Kind: NodeJoined, Node: st.info})
 		}
 	}
 	n.nodes, n.users, n.members = nodes, users, members
@@ -416,7 +416,7 @@ func (n *Node) dropNodeLocked(id string) []purgeKey {
 			delete(n.members, g)
 		}
 	}
-	n.events = append(n.events, NodeEvent{Kind: Left, Node: st.info, Lost: lost})
+	n.events = append(n.events, NodeEvent{Kind: NodeLeft, Node: st.info, Lost: lost})
 	n.log.Info("node left", zap.String("id", id), zap.Int("groups", len(lost)))
 	return purge
 }
@@ -470,7 +470,7 @@ func (n *Node) applyNode(e jetstream.KeyValueEntry, ok bool) {
 		return
 	}
 	if n.nodes[info.ID] == nil {
-		n.events = append(n.events, NodeEvent{Kind: Joined, Node: info})
+		n.events = append(n.events, NodeEvent{Kind: NodeJoined, Node: info})
 		n.log.Info("node joined", zap.String("id", info.ID), zap.String("addr", info.Addr))
 	}
 	n.nodes[info.ID] = &nodeState{info: info, seen: time.Now()}

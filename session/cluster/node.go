@@ -52,10 +52,10 @@ var (
 type LoginPolicy uint8
 
 const (
-	// Kick binds the new session and kicks the older one, wherever it is. The default.
-	Kick LoginPolicy = iota
-	// Refuse keeps the older session and fails Bind with ErrTaken.
-	Refuse
+	// LoginKick binds the new session and kicks the older one, wherever it is. The default.
+	LoginKick LoginPolicy = iota
+	// LoginRefuse keeps the older session and fails Bind with ErrTaken.
+	LoginRefuse
 )
 
 // NodeInfo is what a node publishes about itself in the directory.
@@ -72,15 +72,15 @@ type EventKind uint8
 
 // The kinds of NodeEvent.
 const (
-	Joined EventKind = iota + 1
-	Left
+	NodeJoined EventKind = iota + 1
+	NodeLeft
 )
 
 func (k EventKind) String() string {
 	switch k {
-	case Joined:
+	case NodeJoined:
 		return "joined"
-	case Left:
+	case NodeLeft:
 		return "left"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
@@ -241,7 +241,7 @@ func WithPrefix(p string) Option {
 // (default Kick).
 func WithLoginPolicy(p LoginPolicy) Option {
 	return func(c *config) error {
-		if p > Refuse {
+		if p > LoginRefuse {
 			return fmt.Errorf("%w: login policy %d", ErrConfig, p)
 		}
 		c.policy = p

@@ -502,7 +502,7 @@ func (r *rawPlayer) Send(ctx context.Context, ch uint8, data []byte, flag netloo
 func next[T any](t *testing.T, r *rawPlayer, route dispatch.Route[T]) T {
 	t.Helper()
 	for {
-		ev := netlooptest.Expect(t, r.h, netloop.Receive)
+		ev := netlooptest.Expect(t, r.h, netloop.EventReceive)
 		if v, err := route.Decode(ev.Payload); err == nil {
 			return v
 		}
@@ -532,7 +532,7 @@ func TestWindowExpires(t *testing.T) {
 	if _, err := f.srv.Signal(ctxT(t), j.Room, w.Player); err != nil {
 		t.Fatal(err)
 	}
-	netlooptest.Expect(t, r.h, netloop.Disconnect)
+	netlooptest.Expect(t, r.h, netloop.EventDisconnect)
 	f.expect(t, "dropped x")
 	f.expect(t, "leave x expired")
 	r2 := rawDial(t, f.addr)

@@ -652,8 +652,8 @@ func (srv *Server) ended(s *session.Session) {
 	r := m.room
 	ctx := srv.ctx
 	switch {
-	case end != nil && end.Reason == session.Shutdown:
-	case end != nil && (end.Reason == session.Remote || end.Reason == session.Closed):
+	case end != nil && end.Reason == session.ReasonShutdown:
+	case end != nil && (end.Reason == session.ReasonRemote || end.Reason == session.ReasonClosed):
 		r.post(ctx, func() {
 			if m.sess == s {
 				r.leave(m, LeftRoom)

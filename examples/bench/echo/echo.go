@@ -53,7 +53,7 @@ func Group(ctx context.Context, hg *netloop.Group, received []int64) error {
 // and starting broadcasts in g; it returns how many messages it received.
 func echoEvents(ctx context.Context, g *errgroup.Group, h *netloop.Host) (received int64) {
 	for ev := range h.Events() {
-		if ev.Kind != netloop.Receive {
+		if ev.Kind != netloop.EventReceive {
 			continue
 		}
 		received++

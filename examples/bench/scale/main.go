@@ -293,10 +293,10 @@ func dial(ctx context.Context, h *netloop.Host, addr string, n int, ready chan<-
 				return nil
 			}
 			switch ev.Kind {
-			case netloop.Connect:
+			case netloop.EventConnect:
 				up++
 				pending--
-			case netloop.Disconnect:
+			case netloop.EventDisconnect:
 				return fmt.Errorf("peer %v: %v after %d of %d connected", ev.Peer, ev.Reason, up, n)
 			}
 		case <-ctx.Done():
@@ -306,7 +306,7 @@ func dial(ctx context.Context, h *netloop.Host, addr string, n int, ready chan<-
 	ready <- struct{}{}
 	lost := 0
 	for ev := range h.Events() {
-		if ev.Kind == netloop.Disconnect && ctx.Err() == nil {
+		if ev.Kind == netloop.EventDisconnect && ctx.Err() == nil {
 			lost++
 		}
 	}

@@ -83,7 +83,7 @@ func talk(ctx context.Context, host *netloop.Host, addr string, n int) error {
 			ev = e
 		}
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			fmt.Println("Connected to", ev.Addr)
 			// The server decides how many channels the connection has.
 			info, err := host.PeerInfo(ctx, server)
@@ -102,7 +102,7 @@ func talk(ctx context.Context, host *netloop.Host, addr string, n int) error {
 					}
 				}
 			}
-		case netloop.Receive:
+		case netloop.EventReceive:
 			if ev.Channel != 0 {
 				got[1]++
 				if bad == nil {
@@ -118,7 +118,7 @@ func talk(ctx context.Context, host *netloop.Host, addr string, n int) error {
 					return err
 				}
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			if ev.Reason == netloop.ReasonConnectFailed {
 				return fmt.Errorf("cannot connect to %s", addr)
 			}

@@ -63,10 +63,10 @@ func serve(ctx context.Context, host *netloop.Host) error {
 	clients := make(map[netloop.Peer]*client)
 	for ev := range host.Events() {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			clients[ev.Peer] = &client{addr: ev.Addr}
 			fmt.Println("Connected:", ev.Addr)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			c := clients[ev.Peer]
 			if ev.Channel != 0 {
 				c.ignored++
@@ -79,7 +79,7 @@ func serve(ctx context.Context, host *netloop.Host) error {
 			if err != nil && !errors.Is(err, netloop.ErrClosed) && ctx.Err() == nil {
 				fmt.Fprintf(os.Stderr, "server: echo to %v: %v\n", c.addr, err)
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			c := clients[ev.Peer]
 			fmt.Printf("Disconnected: %v (%v): echoed %d, ignored %d\n", c.addr, ev.Reason, c.echoed, c.ignored)
 			delete(clients, ev.Peer)

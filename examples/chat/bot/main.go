@@ -199,9 +199,9 @@ func (b *bot) connected(ctx context.Context) error {
 			return err
 		}
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			return nil
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			return fmt.Errorf("cannot connect to %s (is the server running?)", b.addr)
 		}
 	}
@@ -217,9 +217,9 @@ func (b *bot) await(ctx context.Context, want chatproto.Message) error {
 			return err
 		}
 		switch ev.Kind {
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			return fmt.Errorf("the server closed the connection (%v)", ev.Reason)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			m, err := chatproto.Decode(ev.Payload)
 			if errors.Is(err, chatproto.ErrUnknownType) {
 				continue // from a newer server
@@ -267,7 +267,7 @@ func (b *bot) disconnected(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if ev.Kind == netloop.Disconnect {
+		if ev.Kind == netloop.EventDisconnect {
 			if ev.Reason != netloop.ReasonLocal {
 				return fmt.Errorf("disconnect: %v", ev.Reason)
 			}

@@ -122,7 +122,7 @@ func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr 
 		if err != nil {
 			return err
 		}
-		opts := []cluster.Option{cluster.WithLogger(log), cluster.WithLoginPolicy(cluster.Refuse),
+		opts := []cluster.Option{cluster.WithLogger(log), cluster.WithLoginPolicy(cluster.LoginRefuse),
 			cluster.WithCapacity(peers), cluster.WithTTL(cc.ttl), cluster.WithWatch(c.nodeEvent), cluster.WithObserver(cm)}
 		if cc.url != "" {
 			opts = append(opts, cluster.WithURL(cc.url))
@@ -456,7 +456,7 @@ func (c *chat) broadcast(ctx context.Context, r *room, m chatproto.Message) erro
 // nodeEvent tells the local members of each room that the clients of a
 // dead node left. It runs in the node's goroutine.
 func (c *chat) nodeEvent(e cluster.NodeEvent) {
-	if e.Kind == cluster.Joined {
+	if e.Kind == cluster.NodeJoined {
 		if e.Node.ID == c.node.ID() {
 			fmt.Println("joined the cluster as", e.Node.ID)
 		} else {
@@ -503,7 +503,7 @@ func (c *chat) refuse(ctx context.Context, s *session.Session, code chatproto.Co
 // has gone (its Disconnect follows, and gone cleans up) or that the server
 // is shutting down: a handler must not fail its session for either.
 func sent(err error) error {
-	if errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrNotConnected) || errors.Is(err, netloop.ErrClosed) {
+	if errors.Is(err, netloop.ErrGone) {
 		return nil
 	}
 	return err

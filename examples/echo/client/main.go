@@ -77,12 +77,12 @@ func talk(ctx context.Context, host *netloop.Host, addr, msg string) error {
 			ev = e
 		}
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			fmt.Println("Connected to", ev.Addr)
 			if err := host.Send(ctx, server, 0, []byte(msg), netloop.Reliable); err != nil {
 				return err
 			}
-		case netloop.Receive:
+		case netloop.EventReceive:
 			fmt.Printf("Got message: %s\n", ev.Payload)
 			if string(ev.Payload) != msg {
 				return fmt.Errorf("reply %q, want %q", ev.Payload, msg)
@@ -92,7 +92,7 @@ func talk(ctx context.Context, host *netloop.Host, addr, msg string) error {
 			if err := host.Disconnect(ctx, server, 0); err != nil {
 				return err
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			switch ev.Reason {
 			case netloop.ReasonLocal:
 				return nil // the server acknowledged our disconnect

@@ -68,17 +68,17 @@ func echo(ctx context.Context, host *netloop.Host) error {
 	addrs := make(map[netloop.Peer]netip.AddrPort) // only Connect events carry the address
 	for ev := range host.Events() {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			addrs[ev.Peer] = ev.Addr
 			fmt.Println("Connected:", ev.Addr)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			fmt.Printf("Got message: %s from %v\n", ev.Payload, addrs[ev.Peer])
 			err := host.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag)
 			if err != nil && !errors.Is(err, netloop.ErrClosed) && ctx.Err() == nil {
 				// The client has gone: its Disconnect event follows.
 				fmt.Fprintf(os.Stderr, "server: echo to %v: %v\n", addrs[ev.Peer], err)
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			fmt.Printf("Disconnected: %v (%v)\n", addrs[ev.Peer], ev.Reason)
 			delete(addrs, ev.Peer)
 		}

@@ -85,7 +85,7 @@ func talk(ctx context.Context, host *netloop.Host, addr string, n int) error {
 			ev = e
 		}
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			fmt.Println("Connected to", ev.Addr)
 			info, err := host.PeerInfo(ctx, server)
 			if err != nil {
@@ -97,7 +97,7 @@ func talk(ctx context.Context, host *netloop.Host, addr string, n int) error {
 			if err := send(ctx, host, server, n); err != nil {
 				return err
 			}
-		case netloop.Receive:
+		case netloop.EventReceive:
 			if ev.Channel != 0 || !bytes.HasPrefix(ev.Payload, []byte("received ")) {
 				fmt.Printf("unexpected message on channel %d: %q\n", ev.Channel, ev.Payload)
 				continue
@@ -106,7 +106,7 @@ func talk(ctx context.Context, host *netloop.Host, addr string, n int) error {
 			if err := host.Disconnect(ctx, server, 0); err != nil {
 				return err
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			switch ev.Reason {
 			case netloop.ReasonLocal:
 				return nil

@@ -67,10 +67,10 @@ func serve(ctx context.Context, host *netloop.Host) error {
 	bursts := make(map[netloop.Peer]*burst)
 	for ev := range host.Events() {
 		switch ev.Kind {
-		case netloop.Connect:
+		case netloop.EventConnect:
 			bursts[ev.Peer] = &burst{addr: ev.Addr}
 			fmt.Println("Connected:", ev.Addr)
-		case netloop.Receive:
+		case netloop.EventReceive:
 			b := bursts[ev.Peer]
 			if ev.Channel != 0 {
 				b.count(ev.Payload)
@@ -88,7 +88,7 @@ func serve(ctx context.Context, host *netloop.Host) error {
 			if err != nil && !errors.Is(err, netloop.ErrClosed) && ctx.Err() == nil {
 				fmt.Fprintf(os.Stderr, "server: reply to %v: %v\n", b.addr, err)
 			}
-		case netloop.Disconnect:
+		case netloop.EventDisconnect:
 			fmt.Printf("Disconnected: %v (%v)\n", bursts[ev.Peer].addr, ev.Reason)
 			delete(bursts, ev.Peer)
 		}

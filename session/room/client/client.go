@@ -104,7 +104,7 @@ func (h *Host) Run(ctx context.Context) error {
 func (h *Host) route(ctx context.Context, ev netloop.Event) {
 	h.mu.Lock()
 	c := h.clients[ev.Peer.ID()]
-	if ev.Kind == netloop.Disconnect {
+	if ev.Kind == netloop.EventDisconnect {
 		delete(h.clients, ev.Peer.ID())
 	}
 	h.mu.Unlock()
@@ -131,7 +131,7 @@ type inbox struct {
 
 func (in *inbox) put(ev netloop.Event) bool {
 	in.mu.Lock()
-	if ev.Kind == netloop.Receive {
+	if ev.Kind == netloop.EventReceive {
 		if in.n >= in.limit {
 			in.mu.Unlock()
 			in.dropped.Add(1)
@@ -507,11 +507,11 @@ func (c *Client) session(ctx context.Context) error {
 			evs = c.in.take(evs)
 			for _, ev := range evs {
 				switch ev.Kind {
-				case netloop.Connect:
+				case netloop.EventConnect:
 					c.connected(ctx, p)
-				case netloop.Receive:
+				case netloop.EventReceive:
 					c.receive(ev)
-				case netloop.Disconnect:
+				case netloop.EventDisconnect:
 					c.disconnected()
 					return fmt.Errorf("client: disconnected (%s)", ev.Reason)
 				}
