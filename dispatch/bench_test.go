@@ -23,7 +23,7 @@ import (
 // A Mux only serves a *session.Session, which only a session server
 // creates, so BenchmarkMuxRoundTrip measures the whole path over loopback:
 // a client host, a session server with a Mux, typed handlers that decode
-// and answer with dispatch.Send.
+// and answer with Route.Send.
 
 // benchTimeout bounds every wait of a benchmark.
 const benchTimeout = 2 * time.Minute
@@ -141,7 +141,7 @@ func BenchmarkRoute(b *testing.B) {
 }
 
 // BenchmarkEncode encodes a message per codec: "encode" with
-// dispatch.Encode (a new buffer per message, as dispatch.Send does),
+// dispatch.Encode (a new buffer per message, as Route.Send does),
 // "append" with AppendMessage and Codec.Append into a reused buffer.
 func BenchmarkEncode(b *testing.B) {
 	for _, c := range benchCodecs() {
@@ -168,22 +168,24 @@ func BenchmarkEncode(b *testing.B) {
 
 // BenchmarkMuxRoundTrip sends b.N typed messages from a client host to a
 // session server whose Mux decodes each with the type's codec (Handle[T])
-// and answers it with dispatch.Send in the same codec; the client waits
+// and answers it with the route's Send in the same codec; the client waits
 // for every answer. With window1, one message is in flight (µs-p50, µs-p99
 // are round-trip percentiles); with window64, 64. The client sends one
 // pre-encoded message, so allocs/op is the server's whole path (host,
 // session, Mux, decode, encode) plus the client host's receive (1).
 func BenchmarkMuxRoundTrip(b *testing.B) {
 	codecs := benchCodecs()
-	mux := dispatch.NewMux()
-	dispatch.Handle(mux, benchTypeRaw, dispatch.Raw, func(ctx context.Context, s *session.Session, v []byte) error {
-		return dispatch.Send(ctx, s, 0, netloop.Reliable, dispatch.Raw, benchTypeRaw, v)
-	})
-	dispatch.Handle(mux, benchTypeJSON, dispatch.JSON, func(ctx context.Context, s *session.Session, v benchPoint) error {
-		return dispatch.Send(ctx, s, 0, netloop.Reliable, dispatch.JSON, benchTypeJSON, v)
-	})
-	dispatch.Handle(mux, benchTypeProto, dispatch.Proto, func(ctx context.Context, s *session.Session, v *wrapperspb.StringValue) error {
-		return dispatch.Send(ctx, s, 0, netloop.Reliable, dispatch.Proto, benchTypeProto, v)
+	mux, err := dispatch.NewMux()
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw := dispatch.NewRoute[[]byte](benchTypeRaw, dispatch.Raw, 0, netloop.Reliable)
+	raw.Handle(mux, func(ctx context.Context, s *session.Session, v []byte) error { return raw.Send(ctx, s, v) })
+	json := dispatch.NewRoute[benchPoint](benchTypeJSON, dispatch.JSON, 0, netloop.Reliable)
+	json.Handle(mux, func(ctx context.Context, s *session.Session, v benchPoint) error { return json.Send(ctx, s, v) })
+	proto := dispatch.NewRoute[*wrapperspb.StringValue](benchTypeProto, dispatch.Proto, 0, netloop.Reliable)
+	proto.Handle(mux, func(ctx context.Context, s *session.Session, v *wrapperspb.StringValue) error {
+		return proto.Send(ctx, s, v)
 	})
 	for _, c := range []benchCodec{codecs[0], codecs[2], codecs[3]} {
 		msg, err := dispatch.Encode(c.codec, c.typ, c.value)
@@ -254,7 +256,11 @@ func benchServe(ctx context.Context, b *testing.B, mux *dispatch.Mux) (*netloop.
 	if err != nil {
 		b.Fatalf("netloop.New: %v", err)
 	}
-	benchGo(b, "server Run", session.New(host, mux).Run, nil)
+	srv, err := session.New(host, mux)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchGo(b, "server Run", srv.Run, nil)
 	cli, err := netloop.New("", netloop.WithDrainTimeout(time.Second))
 	if err != nil {
 		b.Fatalf("netloop.New: %v", err)

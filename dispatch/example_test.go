@@ -15,20 +15,25 @@ import (
 func ExampleMux() {
 	type Greeting struct{ Name string }
 	type Reply struct{ Text string }
-	const (
-		typeGreeting = 1
-		typeReply    = 2
-	)
+	// Routes: each message type declared once, for server and client alike.
+	greeting := dispatch.NewRoute[Greeting](1, dispatch.JSON, 0, netloop.Reliable)
+	reply := dispatch.NewRoute[Reply](2, dispatch.JSON, 0, netloop.Reliable)
 
-	mux := dispatch.NewMux(dispatch.WithMaxSize(4096))
-	dispatch.Handle(mux, typeGreeting, dispatch.JSON, func(ctx context.Context, s *session.Session, g Greeting) error {
-		return dispatch.Send(ctx, s, 0, netloop.Reliable, dispatch.JSON, typeReply, Reply{Text: "hello, " + g.Name})
+	mux, err := dispatch.NewMux(dispatch.WithMaxSize(4096))
+	if err != nil {
+		log.Fatal(err)
+	}
+	greeting.Handle(mux, func(ctx context.Context, s *session.Session, g Greeting) error {
+		return reply.Send(ctx, s, Reply{Text: "hello, " + g.Name})
 	})
 	host, err := netloop.New("127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := session.New(host, mux)
+	srv, err := session.New(host, mux)
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	served := make(chan error, 1)
@@ -50,21 +55,17 @@ func ExampleMux() {
 	for ev := range cli.Events() {
 		switch ev.Kind {
 		case netloop.EventConnect:
-			msg, err := dispatch.Encode(dispatch.JSON, typeGreeting, Greeting{Name: "enet"})
+			msg, err := greeting.Encode(Greeting{Name: "enet"})
 			if err != nil {
 				log.Fatal(err)
 			}
-			cli.Send(cctx, peer, 0, msg, netloop.Reliable)
+			cli.Send(cctx, peer, greeting.Channel(), msg, greeting.Flag())
 		case netloop.EventReceive:
-			typ, payload, err := dispatch.ParseMessage(ev.Payload)
+			r, err := reply.Decode(ev.Payload)
 			if err != nil {
 				log.Fatal(err)
 			}
-			var r Reply
-			if err := dispatch.JSON.Unmarshal(payload, &r); err != nil {
-				log.Fatal(err)
-			}
-			fmt.Println(typ, r.Text)
+			fmt.Println(reply.Type(), r.Text)
 			cli.Disconnect(cctx, peer, 0)
 		case netloop.EventDisconnect:
 			cstop() // Events closes once the client's Run returns

@@ -24,7 +24,10 @@ func FuzzJSONDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	obs := newMsgLog()
-	mux := dispatch.NewMux(dispatch.WithObserver(obs))
+	mux, err := dispatch.NewMux(dispatch.WithObserver(obs))
+	if err != nil {
+		f.Fatal(err)
+	}
 	// A panic becomes a handler error the observer sees, not a silent end.
 	mux.Use(dispatch.Recover(testLogger(f)))
 	dispatch.Handle(mux, typeJSON, dispatch.JSON, func(ctx context.Context, s *session.Session, p point) error { return nil })

@@ -2,6 +2,8 @@ package dispatch_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -56,8 +58,12 @@ func serve(tb testing.TB, mux *dispatch.Mux, opts ...session.Option) *server {
 		tb.Fatalf("netloop.New: %v", err)
 	}
 	sl := newSessionLog()
+	ss, err := session.New(host, mux, append([]session.Option{session.WithLogger(log), session.WithObserver(sl)}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	srv := &server{
-		Server:   session.New(host, mux, append([]session.Option{session.WithLogger(log), session.WithObserver(sl)}, opts...)...),
+		Server:   ss,
 		addr:     "127.0.0.1:" + strconv.Itoa(int(host.Addr().Port())),
 		sessions: sl,
 	}
@@ -221,8 +227,11 @@ func (l *msgLog) MessageHandled(typ uint32, d time.Duration, err error) {
 	l.record(func() { l.handled = append(l.handled, handled{typ, err}) })
 }
 
-func (l *msgLog) MessageRejected(typ uint32, reason error) {
-	l.record(func() { l.rejected = append(l.rejected, rejected{typ, reason}) })
+func (l *msgLog) MessageRejected(typ uint32, reason dispatch.RejectReason, err error) {
+	if !errors.Is(err, reason.Err()) && !(reason == dispatch.RejectMalformed && errors.Is(err, dispatch.ErrTypeRange)) {
+		panic(fmt.Sprintf("reason %v for error %v", reason, err))
+	}
+	l.record(func() { l.rejected = append(l.rejected, rejected{typ, err}) })
 }
 
 // count returns how many calls the log has seen.

@@ -26,7 +26,7 @@ type Message struct {
 
 // A Handler handles one message. An error it returns ends the message's
 // session (session.ReasonHandlerError), except errors wrapping ErrDecode or
-// ErrRateLimited, which the Mux's bad-message Policy handles.
+// ErrRateLimited, which the Mux's RejectPolicy handles.
 type Handler interface {
 	ServeMessage(ctx context.Context, m *Message) error
 }
@@ -54,6 +54,63 @@ const (
 	RejectDisconnect
 )
 
+// RejectReason says why a Mux rejected a message: the kind of bad message
+// it is. Each reason has its sentinel error (Err) and its count in Stats.
+type RejectReason uint8
+
+const (
+	// RejectUnknownType: no handler for the message's type (ErrUnknownType).
+	RejectUnknownType RejectReason = iota + 1
+	// RejectMalformed: the type prefix is malformed (ErrMalformed, ErrTypeRange).
+	RejectMalformed
+	// RejectUndecodable: the codec could not decode the payload (ErrDecode).
+	RejectUndecodable
+	// RejectTooLarge: the message is over the Mux's size limit (ErrTooLarge).
+	RejectTooLarge
+	// RejectRateLimited: the session sends faster than RateLimit allows
+	// (ErrRateLimited).
+	RejectRateLimited
+)
+
+// RejectReasons lists every RejectReason, in order.
+var RejectReasons = [...]RejectReason{RejectUnknownType, RejectMalformed, RejectUndecodable, RejectTooLarge, RejectRateLimited}
+
+var rejectNames = [...]string{"", "unknown_type", "malformed", "undecodable", "too_large", "rate_limited"}
+
+// String names the reason; metrics use it as a label value.
+func (r RejectReason) String() string {
+	if int(r) < len(rejectNames) && r != 0 {
+		return rejectNames[r]
+	}
+	return fmt.Sprintf("RejectReason(%d)", uint8(r))
+}
+
+// Err returns the reason's sentinel error (for RejectMalformed,
+// ErrMalformed; a type prefix out of range is an ErrTypeRange).
+func (r RejectReason) Err() error {
+	switch r {
+	case RejectUnknownType:
+		return ErrUnknownType
+	case RejectUndecodable:
+		return ErrDecode
+	case RejectTooLarge:
+		return ErrTooLarge
+	case RejectRateLimited:
+		return ErrRateLimited
+	}
+	return ErrMalformed
+}
+
+// rejectReasonOf classifies the error of a bad message.
+func rejectReasonOf(err error) RejectReason {
+	for _, r := range RejectReasons {
+		if errors.Is(err, r.Err()) {
+			return r
+		}
+	}
+	return RejectMalformed
+}
+
 // Errors for bad messages, besides ErrMalformed.
 var (
 	// ErrUnknownType: no handler for the message's type.
@@ -70,16 +127,20 @@ var (
 // methods are called from session goroutines and must not block.
 type Observer interface {
 	MessageHandled(typ uint32, d time.Duration, err error)
-	MessageRejected(typ uint32, reason error)
+	MessageRejected(typ uint32, reason RejectReason, err error)
 }
 
 // Option configures a Mux.
 type Option func(*Mux)
 
-// WithMaxSize sets the largest message accepted, in bytes (default 64 KiB).
+// ErrOption: NewMux was given an option out of range.
+var ErrOption = errors.New("dispatch: option out of range")
+
+// WithMaxSize sets the largest message accepted, in bytes: 1 to
+// netloop.MaxMessageSize (default 64 KiB).
 func WithMaxSize(n int) Option { return func(m *Mux) { m.maxSize = n } }
 
-// WithRejectPolicy sets the bad-message policy (default Drop).
+// WithRejectPolicy sets the bad-message policy (default RejectDrop).
 func WithRejectPolicy(p RejectPolicy) Option { return func(m *Mux) { m.policy = p } }
 
 // WithLogger sets the logger (default: none).
@@ -123,8 +184,9 @@ type Stats struct {
 	RateLimited int64
 }
 
-// NewMux returns an empty Mux.
-func NewMux(opts ...Option) *Mux {
+// NewMux returns an empty Mux, or an error wrapping ErrOption if an
+// option is out of range.
+func NewMux(opts ...Option) (*Mux, error) {
 	m := &Mux{
 		types:    make(map[uint32]Handler),
 		channels: make(map[uint8]Handler),
@@ -134,11 +196,17 @@ func NewMux(opts ...Option) *Mux {
 	for _, o := range opts {
 		o(m)
 	}
+	switch {
+	case m.maxSize < 1 || m.maxSize > netloop.MaxMessageSize:
+		return nil, fmt.Errorf("%w: max size %d, want 1..%d", ErrOption, m.maxSize, netloop.MaxMessageSize)
+	case m.policy > RejectDisconnect:
+		return nil, fmt.Errorf("%w: reject policy %d", ErrOption, m.policy)
+	}
 	if m.log == nil {
 		m.log = zap.NewNop()
 	}
 	m.log = m.log.Named("dispatch")
-	return m
+	return m, nil
 }
 
 // Stats returns the Mux's counters.
@@ -212,24 +280,6 @@ func Handle[T any](m *Mux, typ uint32, c Codec, fn func(ctx context.Context, s *
 		}
 		return fn(ctx, msg.Session, v)
 	}))
-}
-
-// Send encodes v with c as a message of type typ and sends it to s.
-func Send(ctx context.Context, s *session.Session, ch uint8, flag netloop.Flag, c Codec, typ uint32, v any) error {
-	b, err := Encode(c, typ, v)
-	if err != nil {
-		return err
-	}
-	return s.Send(ctx, ch, b, flag)
-}
-
-// Broadcast encodes v once and sends it to every session of g.
-func Broadcast(ctx context.Context, g *session.Group, ch uint8, flag netloop.Flag, c Codec, typ uint32, v any) error {
-	b, err := Encode(c, typ, v)
-	if err != nil {
-		return err
-	}
-	return g.Broadcast(ctx, ch, b, flag)
 }
 
 // wrap applies the middleware to every handler, once.
@@ -309,20 +359,21 @@ func (m *Mux) serve(ctx context.Context, msg *Message, in session.Message) error
 // reject applies the policy to a bad message.
 func (m *Mux) reject(msg *Message, why error) error {
 	c := &m.stats
-	switch {
-	case errors.Is(why, ErrUnknownType):
+	reason := rejectReasonOf(why)
+	switch reason {
+	case RejectUnknownType:
 		c.unknown.Add(1)
-	case errors.Is(why, ErrDecode):
+	case RejectUndecodable:
 		c.undecodable.Add(1)
-	case errors.Is(why, ErrTooLarge):
+	case RejectTooLarge:
 		c.tooLarge.Add(1)
-	case errors.Is(why, ErrRateLimited):
+	case RejectRateLimited:
 		c.rateLimited.Add(1)
 	default:
 		c.malformed.Add(1)
 	}
 	if m.obs != nil {
-		m.obs.MessageRejected(msg.Type, why)
+		m.obs.MessageRejected(msg.Type, reason, why)
 	}
 	m.log.Debug("bad message", zap.Uint64("session", msg.Session.ID()), zap.Uint32("type", msg.Type), zap.Error(why))
 	if m.policy == RejectDisconnect {

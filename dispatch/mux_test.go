@@ -39,15 +39,18 @@ var errBoom = errors.New("boom")
 // number of typeCount messages handled.
 func app(mux *dispatch.Mux) *atomic.Int64 {
 	var count atomic.Int64
-	dispatch.Handle(mux, typeRaw, dispatch.Raw, func(ctx context.Context, s *session.Session, v string) error {
-		return dispatch.Send(ctx, s, 0, netloop.Reliable, dispatch.Raw, typeRaw, "raw:"+v)
+	raw := dispatch.NewRoute[string](typeRaw, dispatch.Raw, 0, netloop.Reliable)
+	raw.Handle(mux, func(ctx context.Context, s *session.Session, v string) error {
+		return raw.Send(ctx, s, "raw:"+v)
 	})
-	dispatch.Handle(mux, typeJSON, dispatch.JSON, func(ctx context.Context, s *session.Session, p point) error {
+	json := dispatch.NewRoute[point](typeJSON, dispatch.JSON, 0, netloop.Reliable)
+	json.Handle(mux, func(ctx context.Context, s *session.Session, p point) error {
 		p.X, p.Y = p.X+1, p.Y+1
-		return dispatch.Send(ctx, s, 0, netloop.Reliable, dispatch.JSON, typeJSON, p)
+		return json.Send(ctx, s, p)
 	})
-	dispatch.Handle(mux, typeProto, dispatch.Proto, func(ctx context.Context, s *session.Session, v *wrapperspb.StringValue) error {
-		return dispatch.Send(ctx, s, 0, netloop.Reliable, dispatch.Proto, typeProto, wrapperspb.String(strings.ToUpper(v.GetValue())))
+	proto := dispatch.NewRoute[*wrapperspb.StringValue](typeProto, dispatch.Proto, 0, netloop.Reliable)
+	proto.Handle(mux, func(ctx context.Context, s *session.Session, v *wrapperspb.StringValue) error {
+		return proto.Send(ctx, s, wrapperspb.String(strings.ToUpper(v.GetValue())))
 	})
 	mux.HandleFunc(typeFail, func(ctx context.Context, m *dispatch.Message) error { return errBoom })
 	mux.HandleFunc(typePanic, func(ctx context.Context, m *dispatch.Message) error { panic("handler panic") })
@@ -76,7 +79,10 @@ func echoRaw(t *testing.T, c *client, text string) {
 
 func TestMuxRoutes(t *testing.T) {
 	obs := newMsgLog()
-	mux := dispatch.NewMux(dispatch.WithObserver(obs), dispatch.WithLogger(testLogger(t)))
+	mux, err := dispatch.NewMux(dispatch.WithObserver(obs), dispatch.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	app(mux)
 	srv := serve(t, mux)
 	c := connect(t, srv, 1)
@@ -130,7 +136,10 @@ func TestMuxRoutes(t *testing.T) {
 // A handler's error ends its session only.
 func TestMuxHandlerError(t *testing.T) {
 	obs := newMsgLog()
-	mux := dispatch.NewMux(dispatch.WithObserver(obs))
+	mux, err := dispatch.NewMux(dispatch.WithObserver(obs))
+	if err != nil {
+		t.Fatal(err)
+	}
 	app(mux)
 	srv := serve(t, mux)
 	c, other := connect(t, srv, 1), connect(t, srv, 2)
@@ -174,7 +183,10 @@ func TestMiddlewareOrder(t *testing.T) {
 			})
 		}
 	}
-	mux := dispatch.NewMux()
+	mux, err := dispatch.NewMux()
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux.Use(rec("a"), rec("b"))
 	mux.Use(rec("c"))
 	mux.HandleFunc(7, func(ctx context.Context, m *dispatch.Message) error {
@@ -211,7 +223,10 @@ func TestMiddlewareOrder(t *testing.T) {
 func TestRecover(t *testing.T) {
 	for _, withRecover := range []bool{true, false} {
 		t.Run(fmt.Sprintf("recover=%v", withRecover), func(t *testing.T) {
-			mux := dispatch.NewMux()
+			mux, err := dispatch.NewMux()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if withRecover {
 				mux.Use(dispatch.Recover(testLogger(t)))
 			}
@@ -246,7 +261,10 @@ func TestRateLimit(t *testing.T) {
 	for _, policy := range []dispatch.RejectPolicy{dispatch.RejectDrop, dispatch.RejectDisconnect} {
 		t.Run(fmt.Sprint("policy=", policy), func(t *testing.T) {
 			obs := newMsgLog()
-			mux := dispatch.NewMux(dispatch.WithRejectPolicy(policy), dispatch.WithObserver(obs))
+			mux, err := dispatch.NewMux(dispatch.WithRejectPolicy(policy), dispatch.WithObserver(obs))
+			if err != nil {
+				t.Fatal(err)
+			}
 			mux.Use(dispatch.RateLimit(10, 5))
 			count := app(mux)
 			srv := serve(t, mux)
@@ -292,7 +310,7 @@ func TestRateLimit(t *testing.T) {
 			if err := s.Err(); err != nil {
 				t.Fatalf("session ended: %v", err)
 			}
-			if err := dispatch.Send(testCtx(t), s, 0, netloop.Reliable, dispatch.Raw, typeRaw, "alive"); err != nil {
+			if err := dispatch.NewRoute[string](typeRaw, dispatch.Raw, 0, netloop.Reliable).Send(testCtx(t), s, "alive"); err != nil {
 				t.Fatal(err)
 			}
 			var got string
@@ -325,7 +343,10 @@ func TestBadMessages(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("policy=%d/%s", policy, tt.name), func(t *testing.T) {
 				obs := newMsgLog()
-				mux := dispatch.NewMux(dispatch.WithMaxSize(maxSize), dispatch.WithRejectPolicy(policy), dispatch.WithObserver(obs))
+				mux, err := dispatch.NewMux(dispatch.WithMaxSize(maxSize), dispatch.WithRejectPolicy(policy), dispatch.WithObserver(obs))
+				if err != nil {
+					t.Fatal(err)
+				}
 				app(mux)
 				srv := serve(t, mux)
 				c, other := connect(t, srv, 1), connect(t, srv, 2)
@@ -354,7 +375,10 @@ func TestBadMessages(t *testing.T) {
 
 // A message of exactly the size limit is accepted.
 func TestMaxSizeBoundary(t *testing.T) {
-	mux := dispatch.NewMux(dispatch.WithMaxSize(100))
+	mux, err := dispatch.NewMux(dispatch.WithMaxSize(100))
+	if err != nil {
+		t.Fatal(err)
+	}
 	app(mux)
 	srv := serve(t, mux)
 	c := connect(t, srv, 1)
@@ -369,7 +393,10 @@ func TestMaxSizeBoundary(t *testing.T) {
 // WithMaxSize bounds every message, also those of channels routed whole.
 func TestMaxSizeRawChannel(t *testing.T) {
 	obs := newMsgLog()
-	mux := dispatch.NewMux(dispatch.WithMaxSize(100), dispatch.WithObserver(obs))
+	mux, err := dispatch.NewMux(dispatch.WithMaxSize(100), dispatch.WithObserver(obs))
+	if err != nil {
+		t.Fatal(err)
+	}
 	app(mux)
 	srv := serve(t, mux)
 	c := connect(t, srv, 1)
@@ -393,7 +420,10 @@ func TestMaxSizeRawChannel(t *testing.T) {
 
 func TestRegistrationPanics(t *testing.T) {
 	h := dispatch.HandlerFunc(func(ctx context.Context, m *dispatch.Message) error { return nil })
-	mux := dispatch.NewMux()
+	mux, err := dispatch.NewMux()
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux.Handle(1, h)
 	mux.HandleChannel(1, h)
 	mustPanic(t, "Handle(nil)", func() { mux.Handle(2, nil) })
@@ -426,7 +456,10 @@ func TestRegistrationPanics(t *testing.T) {
 
 // Broadcast encodes once and reaches every session of a group.
 func TestBroadcast(t *testing.T) {
-	mux := dispatch.NewMux()
+	mux, err := dispatch.NewMux()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var grp atomic.Pointer[session.Group] // set before any client connects
 	joined := make(chan struct{}, 8)
 	mux.HandleFunc(1, func(ctx context.Context, m *dispatch.Message) error {
@@ -455,7 +488,7 @@ func TestBroadcast(t *testing.T) {
 	if g.Len() != 3 {
 		t.Fatalf("group of %d", g.Len())
 	}
-	if err := dispatch.Broadcast(testCtx(t), g, 0, netloop.Reliable, dispatch.JSON, 9, point{Name: "all"}); err != nil {
+	if err := dispatch.NewRoute[point](9, dispatch.JSON, 0, netloop.Reliable).Broadcast(testCtx(t), g, point{Name: "all"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
@@ -464,17 +497,20 @@ func TestBroadcast(t *testing.T) {
 			t.Fatalf("got %d %+v", typ, p)
 		}
 	}
-	if err := dispatch.Broadcast(testCtx(t), g, 0, netloop.Reliable, dispatch.Raw, 9, 42); err == nil {
+	if err := dispatch.NewRoute[int](9, dispatch.Raw, 0, netloop.Reliable).Broadcast(testCtx(t), g, 42); err == nil {
 		t.Fatal("Broadcast of an unencodable value: no error")
 	}
-	if err := dispatch.Send(testCtx(t), g.Sessions()[0], 0, netloop.Reliable, dispatch.Proto, 9, "not a message"); err == nil {
+	if err := dispatch.NewRoute[string](9, dispatch.Proto, 0, netloop.Reliable).Send(testCtx(t), g.Sessions()[0], "not a message"); err == nil {
 		t.Fatal("Send of an unencodable value: no error")
 	}
 }
 
 func TestLoggingMiddleware(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	mux := dispatch.NewMux()
+	mux, err := dispatch.NewMux()
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux.Use(dispatch.Logging(zap.New(core)))
 	app(mux)
 	srv := serve(t, mux)
@@ -504,11 +540,14 @@ func TestLoggingMiddleware(t *testing.T) {
 // the session ends as the peer wanted.
 func TestMuxSendAfterEnd(t *testing.T) {
 	sendErr := make(chan error, 1)
-	mux := dispatch.NewMux()
+	mux, err := dispatch.NewMux()
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux.HandleFunc(1, func(ctx context.Context, m *dispatch.Message) error {
 		m.Session.Send(ctx, 0, []byte("waiting"), netloop.Reliable)
 		<-ctx.Done() // the client disconnects
-		err := dispatch.Send(context.Background(), m.Session, 0, netloop.Reliable, dispatch.Raw, 1, "too late")
+		err := dispatch.NewRoute[string](1, dispatch.Raw, 0, netloop.Reliable).Send(context.Background(), m.Session, "too late")
 		sendErr <- err
 		return err
 	})
@@ -535,5 +574,20 @@ func TestMuxSendAfterEnd(t *testing.T) {
 	}
 	if st, mst := srv.Stats(), mux.Stats(); st.HandlerErrors != 0 || mst.Failed != 0 || mst.Handled != 1 {
 		t.Fatalf("stats %+v, mux %+v: want no failure", st, mst)
+	}
+}
+
+func TestNewMuxRejectsBadOptions(t *testing.T) {
+	for name, opt := range map[string]dispatch.Option{
+		"zero max size":         dispatch.WithMaxSize(0),
+		"max size above ENet's": dispatch.WithMaxSize(netloop.MaxMessageSize + 1),
+		"unknown reject policy": dispatch.WithRejectPolicy(dispatch.RejectPolicy(7)),
+	} {
+		if _, err := dispatch.NewMux(opt); !errors.Is(err, dispatch.ErrOption) {
+			t.Errorf("%s: NewMux returned %v, want %v", name, err, dispatch.ErrOption)
+		}
+	}
+	if _, err := dispatch.NewMux(dispatch.WithMaxSize(netloop.MaxMessageSize)); err != nil {
+		t.Errorf("largest max size: %v", err)
 	}
 }

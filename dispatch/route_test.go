@@ -72,10 +72,14 @@ func TestRouteEncodeDecode(t *testing.T) {
 }
 
 func TestRouteDeclarationPanics(t *testing.T) {
+	mux, err := dispatch.NewMux()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, f := range map[string]func(){
 		"nil codec":   func() { dispatch.NewRoute[move](1, nil, 0, netloop.Reliable) },
 		"bad flag":    func() { dispatch.NewRoute[move](1, dispatch.JSON, 0, netloop.Flag(9)) },
-		"zero Handle": func() { dispatch.Route[move]{}.Handle(dispatch.NewMux(), nil) },
+		"zero Handle": func() { dispatch.Route[move]{}.Handle(mux, nil) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -91,7 +95,10 @@ func TestRouteDeclarationPanics(t *testing.T) {
 // A route registers the handler and sends the reply, on its own channel
 // and flag, to one session and to a group.
 func TestRouteHandleSendBroadcast(t *testing.T) {
-	mux := dispatch.NewMux()
+	mux, err := dispatch.NewMux()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var grp atomic.Pointer[session.Group]
 	routeMove.Handle(mux, func(ctx context.Context, s *session.Session, m move) error {
 		if err := grp.Load().Add(s); err != nil {

@@ -388,7 +388,7 @@ func testVanished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+	srv, err := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 		if err := s.Server().Host().SetTimeout(ctx, s.Peer(), shortTimeout); err != nil {
 			return err
 		}
@@ -408,6 +408,9 @@ func testVanished(t *testing.T) {
 			}
 		}
 	}), session.WithLogger(quietLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(srvCtx) }()

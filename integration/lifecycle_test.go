@@ -230,7 +230,7 @@ func startStopCycle(t *testing.T, withSession, serverFirst bool) error {
 		if err != nil {
 			return err
 		}
-		srv := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+		srv, err := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 			for {
 				m, err := s.Receive(ctx)
 				if err != nil {
@@ -241,6 +241,9 @@ func startStopCycle(t *testing.T, withSession, serverFirst bool) error {
 				}
 			}
 		}), session.WithLogger(quietLogger(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		runCtx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- srv.Run(runCtx) }()

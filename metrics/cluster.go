@@ -16,14 +16,14 @@ import (
 // the connection state. It is a cluster.Observer and a
 // prometheus.Collector; its methods are safe for concurrent use.
 //
-//	cm, err := metrics.NewCluster(reg)
+//	cm, err := metrics.NewCluster(metrics.WithRegisterer(reg))
 //	node, err := cluster.New(srv, cluster.WithURL(url), cluster.WithObserver(cm))
 //	cm.SetNode(node)
 type Cluster struct {
 	ns       string
 	node     atomic.Pointer[cluster.Node]
 	requests sync.Map // service name -> *requestStats
-	descs    map[string]*prometheus.Desc
+	descs    [numClusterMetrics]*prometheus.Desc
 }
 
 type requestStats struct {
@@ -31,38 +31,57 @@ type requestStats struct {
 	latency histogram
 }
 
-var clusterDefs = []metricDef{
-	{"cluster_connected", "1 while the node is joined to its cluster (NATS reachable, directory in sync), else 0.", nil},
-	{"cluster_rejoins_total", "Times the node rejoined after losing NATS.", nil},
-	{"cluster_nodes", "Live nodes in the directory, this one included.", nil},
-	{"cluster_users", "User bindings in the directory, on live nodes.", nil},
-	{"cluster_local_users", "Bindings of this node's sessions.", nil},
-	{"cluster_published_total", "NATS messages published: pushes, broadcasts, requests, replies.", nil},
-	{"cluster_received_total", "NATS messages received: pushes, broadcasts, requests, replies.", nil},
-	{"cluster_malformed_total", "NATS messages from other nodes that did not parse.", nil},
-	{"cluster_lost_total", "NATS messages of pushes and broadcasts not published because NATS was unreachable.", nil},
-	{"cluster_refused_total", "Cluster calls refused because NATS was unreachable.", nil},
-	{"cluster_kicked_total", "Local sessions kicked by a newer login of their user elsewhere.", nil},
-	{"cluster_request_duration_seconds", "Latency of requests to other nodes, by service.", []string{"service"}},
-	{"cluster_request_errors_total", "Failed requests, by service.", []string{"service"}},
+// clusterMetric identifies one metric of Cluster: an index into
+// clusterDefs and Cluster.descs, so that a misspelt name does not compile.
+type clusterMetric int
+
+const (
+	mcConnected clusterMetric = iota
+	mcRejoinsTotal
+	mcNodes
+	mcUsers
+	mcLocalUsers
+	mcPublishedTotal
+	mcReceivedTotal
+	mcMalformedTotal
+	mcLostTotal
+	mcRefusedTotal
+	mcKickedTotal
+	mcRequestDurationSeconds
+	mcRequestErrorsTotal
+	numClusterMetrics
+)
+
+var clusterDefs = [numClusterMetrics]metricDef{
+	mcConnected:              {"cluster_connected", "1 while the node is joined to its cluster (NATS reachable, directory in sync), else 0.", nil},
+	mcRejoinsTotal:           {"cluster_rejoins_total", "Times the node rejoined after losing NATS.", nil},
+	mcNodes:                  {"cluster_nodes", "Live nodes in the directory, this one included.", nil},
+	mcUsers:                  {"cluster_users", "User bindings in the directory, on live nodes.", nil},
+	mcLocalUsers:             {"cluster_local_users", "Bindings of this node's sessions.", nil},
+	mcPublishedTotal:         {"cluster_published_total", "NATS messages published: pushes, broadcasts, requests, replies.", nil},
+	mcReceivedTotal:          {"cluster_received_total", "NATS messages received: pushes, broadcasts, requests, replies.", nil},
+	mcMalformedTotal:         {"cluster_malformed_total", "NATS messages from other nodes that did not parse.", nil},
+	mcLostTotal:              {"cluster_lost_total", "NATS messages of pushes and broadcasts not published because NATS was unreachable.", nil},
+	mcRefusedTotal:           {"cluster_refused_total", "Cluster calls refused because NATS was unreachable.", nil},
+	mcKickedTotal:            {"cluster_kicked_total", "Local sessions kicked by a newer login of their user elsewhere.", nil},
+	mcRequestDurationSeconds: {"cluster_request_duration_seconds", "Latency of requests to other nodes, by service.", []string{"service"}},
+	mcRequestErrorsTotal:     {"cluster_request_errors_total", "Failed requests, by service.", []string{"service"}},
 }
 
-// NewCluster returns a Cluster collector, registered with reg (nil
-// registers nothing). Give it to cluster.New with cluster.WithObserver,
-// then the node to SetNode.
-func NewCluster(reg prometheus.Registerer, opts ...Option) (*Cluster, error) {
-	m := &Metrics{ns: "enetkit"}
-	for _, o := range opts {
-		o(m)
+// NewCluster returns a Cluster collector, registered with
+// WithRegisterer's registry if any (WithNamespace applies too). Give it to
+// cluster.New with cluster.WithObserver, then the node to SetNode.
+func NewCluster(opts ...Option) (*Cluster, error) {
+	m, err := apply(opts)
+	if err != nil {
+		return nil, err
 	}
-	c := &Cluster{ns: m.ns, descs: make(map[string]*prometheus.Desc, len(clusterDefs))}
-	for _, def := range clusterDefs {
-		c.descs[def.name] = prometheus.NewDesc(prometheus.BuildFQName(c.ns, "", def.name), def.help, def.labels, nil)
+	c := &Cluster{ns: m.ns}
+	for i, def := range clusterDefs {
+		c.descs[i] = prometheus.NewDesc(prometheus.BuildFQName(c.ns, "", def.name), def.help, def.labels, nil)
 	}
-	if reg != nil {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(m.reg, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -94,7 +113,7 @@ func (c *Cluster) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Cluster) Collect(ch chan<- prometheus.Metric) {
-	metric := func(name string, t prometheus.ValueType, v float64, labels ...string) {
+	metric := func(name clusterMetric, t prometheus.ValueType, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(c.descs[name], t, v, labels...)
 	}
 	if n := c.node.Load(); n != nil {
@@ -107,23 +126,23 @@ func (c *Cluster) Collect(ch chan<- prometheus.Metric) {
 		if st.Joins > 0 {
 			rejoins = float64(st.Joins - 1)
 		}
-		metric("cluster_connected", prometheus.GaugeValue, connected)
-		metric("cluster_rejoins_total", prometheus.CounterValue, rejoins)
-		metric("cluster_nodes", prometheus.GaugeValue, float64(st.Nodes))
-		metric("cluster_users", prometheus.GaugeValue, float64(st.Users))
-		metric("cluster_local_users", prometheus.GaugeValue, float64(st.Local))
-		metric("cluster_published_total", prometheus.CounterValue, float64(st.Published))
-		metric("cluster_received_total", prometheus.CounterValue, float64(st.Received))
-		metric("cluster_malformed_total", prometheus.CounterValue, float64(st.Malformed))
-		metric("cluster_lost_total", prometheus.CounterValue, float64(st.Lost))
-		metric("cluster_refused_total", prometheus.CounterValue, float64(st.Refused))
-		metric("cluster_kicked_total", prometheus.CounterValue, float64(st.Kicked))
+		metric(mcConnected, prometheus.GaugeValue, connected)
+		metric(mcRejoinsTotal, prometheus.CounterValue, rejoins)
+		metric(mcNodes, prometheus.GaugeValue, float64(st.Nodes))
+		metric(mcUsers, prometheus.GaugeValue, float64(st.Users))
+		metric(mcLocalUsers, prometheus.GaugeValue, float64(st.Local))
+		metric(mcPublishedTotal, prometheus.CounterValue, float64(st.Published))
+		metric(mcReceivedTotal, prometheus.CounterValue, float64(st.Received))
+		metric(mcMalformedTotal, prometheus.CounterValue, float64(st.Malformed))
+		metric(mcLostTotal, prometheus.CounterValue, float64(st.Lost))
+		metric(mcRefusedTotal, prometheus.CounterValue, float64(st.Refused))
+		metric(mcKickedTotal, prometheus.CounterValue, float64(st.Kicked))
 	}
 	c.requests.Range(func(k, v any) bool {
 		r, svc := v.(*requestStats), k.(string)
 		h := r.latency.snapshot()
-		ch <- prometheus.MustNewConstHistogram(c.descs["cluster_request_duration_seconds"], h.Count, h.Sum, h.Buckets, svc)
-		metric("cluster_request_errors_total", prometheus.CounterValue, float64(r.errors.Load()), svc)
+		ch <- prometheus.MustNewConstHistogram(c.descs[mcRequestDurationSeconds], h.Count, h.Sum, h.Buckets, svc)
+		metric(mcRequestErrorsTotal, prometheus.CounterValue, float64(r.errors.Load()), svc)
 		return true
 	})
 }

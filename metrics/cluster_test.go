@@ -18,7 +18,7 @@ import (
 
 func TestClusterMetrics(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	cm, err := NewCluster(reg)
+	cm, err := NewCluster(WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,10 @@ func TestClusterMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := session.New(host, session.HandlerFunc(func(context.Context, *session.Session) error { return nil }))
+	srv, err := session.New(host, session.HandlerFunc(func(context.Context, *session.Session) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	joined := make(chan struct{}, 1)
 	node, err := cluster.New(srv, cluster.WithServer(""), cluster.WithObserver(cm),
 		cluster.WithWatch(func(cluster.NodeEvent) { joined <- struct{}{} }))

@@ -5,11 +5,11 @@
 //
 // # Usage
 //
-//	m, err := metrics.New(prometheus.DefaultRegisterer) // nil: no Prometheus, Snapshot only
+//	m, err := metrics.New(metrics.WithRegisterer(prometheus.DefaultRegisterer)) // without it: Snapshot only
 //	host, err := netloop.New(addr, netloop.WithTiming())
 //	m.AddHost("game", host)
-//	mux := dispatch.NewMux(dispatch.WithObserver(m))
-//	srv := session.New(host, mux, session.WithObserver(m))
+//	mux, err := dispatch.NewMux(dispatch.WithObserver(m))
+//	srv, err := session.New(host, mux, session.WithObserver(m))
 //	http.Handle("/metrics", promhttp.Handler())
 //
 // # What it costs

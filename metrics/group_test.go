@@ -17,7 +17,7 @@ import (
 // TestGroupHosts collects a host group's figures per host, under name/i,
 // until the group is removed.
 func TestGroupHosts(t *testing.T) {
-	m, err := metrics.New(prometheus.NewPedanticRegistry())
+	m, err := metrics.New(metrics.WithRegisterer(prometheus.NewPedanticRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,11 +27,14 @@ func TestGroupHosts(t *testing.T) {
 	}
 	m.AddGroup("game", g)
 	started := make(chan netloop.Peer, 64)
-	srv := session.NewForGroup(g, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+	srv, err := session.NewForGroup(g, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 		started <- s.Peer()
 		<-ctx.Done()
 		return nil
 	}), session.WithObserver(m))
+	if err != nil {
+		t.Fatal(err)
+	}
 	netlooptest.Go(t, srv.Run)
 
 	served := map[*netloop.Host]int{}

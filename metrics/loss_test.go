@@ -31,7 +31,7 @@ func TestPacketLossBehindLossyLink(t *testing.T) {
 	go func() { pdone <- proxy.Run(ctx) }()
 	defer func() { cancel(); <-pdone }()
 
-	m, err := metrics.New(nil, metrics.WithPeerMetrics())
+	m, err := metrics.New(metrics.WithPeerMetrics())
 	if err != nil {
 		t.Fatal(err)
 	}

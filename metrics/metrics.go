@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"sync"
@@ -24,6 +26,7 @@ type Metrics struct {
 	ns      string
 	perPeer bool
 	timeout time.Duration
+	reg     prometheus.Registerer
 
 	mu    sync.Mutex // guards hosts
 	hosts map[string]*netloop.Host
@@ -33,8 +36,8 @@ type Metrics struct {
 	ended                                  [16]atomic.Int64 // by session.Reason
 	lifetimes                              histogram
 
-	types    sync.Map // uint32 -> *typeStats
-	rejected [5]atomic.Int64
+	types    sync.Map                                  // uint32 -> *typeStats
+	rejected [len(dispatch.RejectReasons)]atomic.Int64 // by RejectReason - 1
 
 	descs *[numMetrics]*prometheus.Desc
 }
@@ -55,22 +58,52 @@ func WithNamespace(ns string) Option { return func(m *Metrics) { m.ns = ns } }
 // connected peer, so leave it off on hosts with many peers unless you need it.
 func WithPeerMetrics() Option { return func(m *Metrics) { m.perPeer = true } }
 
-// WithScrapeTimeout bounds how long a scrape waits for a host's loop (default 1s).
+// WithScrapeTimeout bounds how long a scrape waits for a host's loop
+// (default 1s; more than 0).
 func WithScrapeTimeout(d time.Duration) Option { return func(m *Metrics) { m.timeout = d } }
 
-// New returns Metrics, registered with reg (a nil reg registers nothing:
-// Snapshot still works). Register it once per registry.
-func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
+// WithRegisterer registers the collector with reg, for Prometheus to
+// scrape (default: none; Snapshot works either way). A nil reg, or one
+// holding a nil pointer, registers nothing.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(m *Metrics) { m.reg = reg } }
+
+// ErrOption: an option out of range.
+var ErrOption = errors.New("metrics: option out of range")
+
+// apply applies opts to a Metrics with the defaults and checks them.
+func apply(opts []Option) (*Metrics, error) {
 	m := &Metrics{ns: "enetkit", timeout: time.Second, hosts: make(map[string]*netloop.Host)}
 	for _, o := range opts {
 		o(m)
 	}
+	if m.timeout <= 0 {
+		return nil, fmt.Errorf("%w: scrape timeout %v", ErrOption, m.timeout)
+	}
+	return m, nil
+}
+
+// register registers c with reg, unless reg is nil or a nil pointer.
+func register(reg prometheus.Registerer, c prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	if v := reflect.ValueOf(reg); v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil
+	}
+	return reg.Register(c)
+}
+
+// New returns Metrics, registered with WithRegisterer's registry if any.
+// Register it once per registry.
+func New(opts ...Option) (*Metrics, error) {
+	m, err := apply(opts)
+	if err != nil {
+		return nil, err
+	}
 	m.lifetimes.init(lifetimeBounds)
 	m.descs = m.describe()
-	if reg != nil {
-		if err := reg.Register(m); err != nil {
-			return nil, err
-		}
+	if err := register(m.reg, m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -139,23 +172,11 @@ func (m *Metrics) MessageHandled(typ uint32, d time.Duration, err error) {
 	t.latency.observe(d)
 }
 
-// The reasons a message is rejected, as label values.
-var rejectReasons = [...]string{"unknown_type", "malformed", "undecodable", "too_large", "rate_limited"}
-
 // MessageRejected implements dispatch.Observer.
-func (m *Metrics) MessageRejected(_ uint32, why error) {
-	i := 1
-	switch {
-	case errors.Is(why, dispatch.ErrUnknownType):
-		i = 0
-	case errors.Is(why, dispatch.ErrDecode):
-		i = 2
-	case errors.Is(why, dispatch.ErrTooLarge):
-		i = 3
-	case errors.Is(why, dispatch.ErrRateLimited):
-		i = 4
+func (m *Metrics) MessageRejected(_ uint32, reason dispatch.RejectReason, _ error) {
+	if i := int(reason) - 1; i >= 0 && i < len(m.rejected) {
+		m.rejected[i].Add(1)
 	}
-	m.rejected[i].Add(1)
 }
 
 // Snapshot is every figure Metrics has, as plain Go values.
@@ -221,8 +242,8 @@ func (m *Metrics) Snapshot(ctx context.Context) Snapshot {
 		s.Dispatch.Types[k.(uint32)] = TypeSnapshot{Handled: t.handled.Load(), Errors: t.errors.Load(), Latency: t.latency.snapshot()}
 		return true
 	})
-	for i, name := range rejectReasons {
-		s.Dispatch.Rejected[name] = m.rejected[i].Load()
+	for i, r := range dispatch.RejectReasons {
+		s.Dispatch.Rejected[r.String()] = m.rejected[i].Load()
 	}
 	s.Hosts = m.hostSnapshots(ctx)
 	return s

@@ -39,13 +39,20 @@ func server(t *testing.T, m *metrics.Metrics, handled chan<- struct{}) string {
 		t.Fatal(err)
 	}
 	m.AddHost("srv", host)
-	mux := dispatch.NewMux(dispatch.WithObserver(m))
+	mux, err := dispatch.NewMux(dispatch.WithObserver(m))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dispatch.Handle(mux, 1, dispatch.Raw, func(ctx context.Context, s *session.Session, b []byte) error {
 		handled <- struct{}{}
 		return nil
 	})
 	mux.HandleFunc(2, func(ctx context.Context, msg *dispatch.Message) error { return errors.New("no") })
-	netlooptest.Go(t, session.New(host, mux, session.WithObserver(m)).Run)
+	srv, err := session.New(host, mux, session.WithObserver(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	netlooptest.Go(t, srv.Run)
 	return host.Addr().String()
 }
 
@@ -58,7 +65,7 @@ func client(t *testing.T, addr string) (*netloop.Host, netloop.Peer) {
 
 func TestCountersMatchTraffic(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	m, err := metrics.New(reg, metrics.WithPeerMetrics())
+	m, err := metrics.New(metrics.WithRegisterer(reg), metrics.WithPeerMetrics())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +181,7 @@ func TestHistogramCountsMatchIterations(t *testing.T) {
 
 func TestScrapeOverHTTP(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	m, err := metrics.New(reg, metrics.WithPeerMetrics())
+	m, err := metrics.New(metrics.WithRegisterer(reg), metrics.WithPeerMetrics())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +266,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // per-address limit is counted by reason.
 func TestRefusalsExported(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	m, err := metrics.New(reg)
+	m, err := metrics.New(metrics.WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,5 +286,27 @@ func TestRefusalsExported(t *testing.T) {
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Fatalf("lint: %v %v", problems, err)
+	}
+}
+
+// A registry that is a nil pointer registers nothing, rather than panic at
+// the first scrape; an option out of range is an error.
+func TestNewOptions(t *testing.T) {
+	var reg *prometheus.Registry
+	if _, err := metrics.New(metrics.WithRegisterer(reg)); err != nil {
+		t.Fatalf("New with a nil *Registry: %v", err)
+	}
+	if _, err := metrics.NewCluster(metrics.WithRegisterer(reg)); err != nil {
+		t.Fatalf("NewCluster with a nil *Registry: %v", err)
+	}
+	if _, err := metrics.New(metrics.WithScrapeTimeout(0)); !errors.Is(err, metrics.ErrOption) {
+		t.Fatalf("New with a zero scrape timeout: %v, want %v", err, metrics.ErrOption)
+	}
+	real := prometheus.NewPedanticRegistry()
+	if _, err := metrics.New(metrics.WithRegisterer(real)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.New(metrics.WithRegisterer(real)); err == nil {
+		t.Fatal("a second registration with one registry: no error")
 	}
 }

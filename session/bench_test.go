@@ -75,7 +75,10 @@ func benchSession(ctx context.Context, b *testing.B, h session.Handler) (*netloo
 	if err != nil {
 		b.Fatalf("netloop.New: %v", err)
 	}
-	srv := session.New(host, h)
+	srv, err := session.New(host, h)
+	if err != nil {
+		b.Fatal(err)
+	}
 	benchRun(b, "server Run", srv.Run, nil)
 	cli, err := netloop.New("", netloop.WithDrainTimeout(time.Second))
 	if err != nil {

@@ -16,7 +16,7 @@ func ExampleServer() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+	srv, err := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 		for {
 			m, err := s.Receive(ctx)
 			if err != nil {
@@ -27,6 +27,9 @@ func ExampleServer() {
 			}
 		}
 	}))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	served := make(chan error, 1)

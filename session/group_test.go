@@ -206,7 +206,11 @@ func TestGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Close() })
-	if err := session.New(other, session.HandlerFunc(echo)).NewGroup().Add(removed); !errors.Is(err, session.ErrForeignSession) {
+	otherSrv, err := session.New(other, session.HandlerFunc(echo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := otherSrv.NewGroup().Add(removed); !errors.Is(err, session.ErrForeignSession) {
 		t.Fatalf("Add to another server's group: %v, want %v", err, session.ErrForeignSession)
 	}
 }

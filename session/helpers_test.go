@@ -62,8 +62,12 @@ func startServer(t *testing.T, h session.Handler, hostOpts []netloop.Option, opt
 	}
 	obs := newObserver()
 	opts = append([]session.Option{session.WithLogger(log), session.WithObserver(obs)}, opts...)
+	ss, err := session.New(host, h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := &server{
-		Server: session.New(host, h, opts...),
+		Server: ss,
 		addr:   "127.0.0.1:" + strconv.Itoa(int(host.Addr().Port())),
 		obs:    obs,
 	}

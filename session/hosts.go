@@ -15,12 +15,15 @@ import (
 // (netloop.Peer.Host). The sessions of all hosts are one server's: Stats,
 // the Observer and Groups span them. A Group's Broadcast sends one
 // Multicast to each host that serves a member.
-func NewForGroup(g *netloop.Group, h Handler, opts ...Option) *Server {
+func NewForGroup(g *netloop.Group, h Handler, opts ...Option) (*Server, error) {
 	hosts := g.Hosts()
-	srv := New(hosts[0], h, opts...)
+	srv, err := New(hosts[0], h, opts...)
+	if err != nil {
+		return nil, err
+	}
 	srv.hosts = hosts
 	srv.group = g
-	return srv
+	return srv, nil
 }
 
 // Hosts returns the server's hosts: Host alone, or a group's, in a new slice.

@@ -32,7 +32,7 @@ func TestServerForGroup(t *testing.T) {
 	ended := make(chan session.Reason, 64)
 	var srv *session.Server
 	var room *session.Group
-	srv = session.NewForGroup(g, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+	srv, err = session.NewForGroup(g, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 		if err := room.Add(s); err != nil {
 			return err
 		}
@@ -50,6 +50,9 @@ func TestServerForGroup(t *testing.T) {
 			}
 		}
 	}), session.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
 	room = srv.NewGroup()
 	if len(srv.Hosts()) != 2 || srv.Host() != g.Hosts()[0] {
 		t.Fatalf("server hosts %v, host %v; want the group's", srv.Hosts(), srv.Host())

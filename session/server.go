@@ -63,11 +63,12 @@ type Option func(*Server)
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(s *Server) { s.log = l } }
 
-// WithInbox sets each session's inbox capacity, in messages (default 256).
+// WithInbox sets each session's inbox capacity, in messages: at least 1
+// (default 256).
 func WithInbox(n int) Option { return func(s *Server) { s.inboxSize = n } }
 
 // WithInboxBytes bounds the payload bytes waiting in each session's inbox
-// (default 4 MiB): a message that would take the inbox past it is handled
+// (default 4 MiB, at least 1): a message that would take the inbox past it is handled
 // by the slow-consumer policy, as one that finds the inbox full is. A
 // message larger than the bound is delivered to an empty inbox.
 func WithInboxBytes(n int) Option { return func(s *Server) { s.inboxBytes = n } }
@@ -78,8 +79,12 @@ func WithSlowPolicy(p SlowPolicy) Option { return func(s *Server) { s.policy = p
 // WithObserver sets an observer of sessions.
 func WithObserver(o Observer) Option { return func(s *Server) { s.obs = o } }
 
-// ErrForeignSession: a session of another server.
-var ErrForeignSession = errors.New("session: session of another server")
+var (
+	// ErrForeignSession: a session of another server.
+	ErrForeignSession = errors.New("session: session of another server")
+	// ErrOption: New was given an option out of range.
+	ErrOption = errors.New("session: option out of range")
+)
 
 // Server runs a goroutine per connected peer of a netloop host, each
 // serving one Session with the Handler. Create it with New and run it with
@@ -112,8 +117,9 @@ type Stats struct {
 	HandlerPanics        int64
 }
 
-// New returns a server for host's sessions; it starts nothing.
-func New(host *netloop.Host, h Handler, opts ...Option) *Server {
+// New returns a server for host's sessions; it starts nothing. It returns
+// an error wrapping ErrOption if an option is out of range.
+func New(host *netloop.Host, h Handler, opts ...Option) (*Server, error) {
 	srv := &Server{
 		host:       host,
 		hosts:      []*netloop.Host{host},
@@ -125,14 +131,21 @@ func New(host *netloop.Host, h Handler, opts ...Option) *Server {
 	for _, o := range opts {
 		o(srv)
 	}
+	switch {
+	case host == nil || h == nil:
+		return nil, fmt.Errorf("%w: nil host or handler", ErrOption)
+	case srv.inboxSize < 1:
+		return nil, fmt.Errorf("%w: inbox of %d messages, want at least 1", ErrOption, srv.inboxSize)
+	case srv.inboxBytes < 1:
+		return nil, fmt.Errorf("%w: inbox of %d bytes, want at least 1", ErrOption, srv.inboxBytes)
+	case srv.policy > SlowDropAll:
+		return nil, fmt.Errorf("%w: slow-consumer policy %d", ErrOption, srv.policy)
+	}
 	if srv.log == nil {
 		srv.log = zap.NewNop()
 	}
-	if srv.inboxSize < 1 {
-		srv.inboxSize = 1
-	}
 	srv.log = srv.log.Named("session")
-	return srv
+	return srv, nil
 }
 
 // Host returns the server's host (with NewForGroup, the group's first).

@@ -410,3 +410,26 @@ func isEndReason(err error) session.Reason {
 	}
 	return 0
 }
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	host, err := netloop.New("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	h := session.HandlerFunc(func(ctx context.Context, s *session.Session) error { return nil })
+	for name, opt := range map[string]session.Option{
+		"empty inbox":          session.WithInbox(0),
+		"no inbox bytes":       session.WithInboxBytes(0),
+		"unknown slow policy":  session.WithSlowPolicy(session.SlowPolicy(9)),
+		"negative inbox":       session.WithInbox(-5),
+		"negative inbox bytes": session.WithInboxBytes(-1),
+	} {
+		if _, err := session.New(host, h, opt); !errors.Is(err, session.ErrOption) {
+			t.Errorf("%s: New returned %v, want %v", name, err, session.ErrOption)
+		}
+	}
+	if _, err := session.New(host, h, session.WithInbox(1), session.WithInboxBytes(1)); err != nil {
+		t.Errorf("smallest inbox: %v", err)
+	}
+}

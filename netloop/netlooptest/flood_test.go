@@ -259,7 +259,17 @@ func TestFloodDefended(t *testing.T) {
 	if err != nil {
 		t.Fatalf("real client after the flood: %v", err)
 	}
-	s, err := srv.Stats(deadline(t, time.Second))
+	// The client is connected once the server's VERIFY_CONNECT reaches it;
+	// the server counts the connection when the client's acknowledgement
+	// of it arrives, a moment later.
+	var s netloop.Stats
+	waiting := deadline(t, 5*time.Second)
+	for tick := time.NewTicker(time.Millisecond); ; <-tick.C {
+		if s, err = srv.Stats(waiting); err != nil || s.Connects >= 4 {
+			tick.Stop()
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func TestNodesJoinAndLeave(t *testing.T) {
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	host := netlooptest.Start(t, "127.0.0.1:0")
-	srv := sessionServer(host)
+	srv := sessionServer(t, host)
 	for name, opts := range map[string][]Option{
 		"no NATS":    nil,
 		"both":       {WithURL("nats://127.0.0.1:1"), WithServer("")},

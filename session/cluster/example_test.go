@@ -19,7 +19,7 @@ func ExampleNode() {
 		return
 	}
 	var node *cluster.Node
-	srv := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+	srv, err := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 		if err := node.Bind(ctx, s, "alice"); err != nil { // kicks any older "alice"
 			return err
 		}
@@ -29,6 +29,10 @@ func ExampleNode() {
 		}
 		return room.Broadcast(ctx, 0, []byte("alice joined"), netloop.Reliable)
 	}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	joined := make(chan cluster.NodeInfo, 1)
 	node, err = cluster.New(srv, cluster.WithServer(""), cluster.WithID("node-1"),
 		cluster.WithWatch(func(e cluster.NodeEvent) {

@@ -114,7 +114,7 @@ func TestStartWhileNATSDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(sessionServer(host), WithURL(url), WithTTL(testTTL))
+	n, err := New(sessionServer(t, host), WithURL(url), WithTTL(testTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestEmbeddedServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := New(sessionServer(host), WithServer(addr), WithID("first"), WithTTL(testTTL))
+	first, err := New(sessionServer(t, host), WithServer(addr), WithID("first"), WithTTL(testTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestInProcessServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(sessionServer(host), WithServer(""))
+	n, err := New(sessionServer(t, host), WithServer(""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,11 +81,14 @@ func startNodeSetup(t testing.TB, url, id string, setup func(*Node), opts ...Opt
 		t.Fatal(err)
 	}
 	tn := &testNode{host: host, sessions: make(chan *session.Session, 1024), events: make(chan NodeEvent, 256)}
-	srv := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+	srv, err := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 		tn.sessions <- s
 		<-ctx.Done()
 		return nil
 	}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts = append([]Option{WithURL(url), WithID(id), WithTTL(testTTL), WithLogger(zaptest.NewLogger(t)),
 		WithWatch(func(e NodeEvent) {
 			select {
@@ -171,8 +174,12 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func sessionServer(h *netloop.Host) *session.Server {
-	return session.New(h, session.HandlerFunc(func(ctx context.Context, s *session.Session) error { return nil }))
+func sessionServer(t testing.TB, h *netloop.Host) *session.Server {
+	srv, err := session.New(h, session.HandlerFunc(func(ctx context.Context, s *session.Session) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }
 
 func users(n int, prefix string) []string {

@@ -252,12 +252,20 @@ func New(host *netloop.Host, opts ...Option) (*Server, error) {
 	}
 	srv.log = srv.log.Named("room")
 	if srv.mux == nil {
-		srv.mux = dispatch.NewMux(dispatch.WithLogger(srv.log))
+		mux, err := dispatch.NewMux(dispatch.WithLogger(srv.log))
+		if err != nil {
+			return nil, err
+		}
+		srv.mux = mux
 	}
 	Hello.Handle(srv.mux, srv.hello)
 	JoinRequest.Handle(srv.mux, srv.joinRequest)
 	LeaveRequest.Handle(srv.mux, srv.leaveRequest)
-	srv.sess = session.New(host, session.HandlerFunc(srv.serveSession), srv.sessOpts...)
+	sess, err := session.New(host, session.HandlerFunc(srv.serveSession), srv.sessOpts...)
+	if err != nil {
+		return nil, err
+	}
+	srv.sess = sess
 	return srv, nil
 }
 

@@ -103,15 +103,18 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	rec := &recorder{Rooms: rm}
-	hm, err := metrics.New(reg) // the host's, the sessions' and the messages' figures
+	hm, err := metrics.New(metrics.WithRegisterer(reg)) // the host's, the sessions' and the messages' figures
 	if err != nil {
 		return err
 	}
 	hm.AddHost("arena", host)
+	mux, err := dispatch.NewMux(dispatch.WithObserver(hm), dispatch.WithLogger(log))
+	if err != nil {
+		return err
+	}
 	opts := []room.Option{room.WithLogger(log), room.WithObserver(rec),
 		room.WithReconnectWindow(c.window), room.WithLiveness(c.liveness),
-		room.WithSessionOptions(session.WithObserver(hm)),
-		room.WithMux(dispatch.NewMux(dispatch.WithObserver(hm), dispatch.WithLogger(log)))}
+		room.WithSessionOptions(session.WithObserver(hm)), room.WithMux(mux)}
 	if c.precise {
 		opts = append(opts, room.WithPreciseTicks())
 	}

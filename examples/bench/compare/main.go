@@ -151,7 +151,7 @@ func runServer(ctx context.Context, impl, addr string, peers int) error {
 		var m *metrics.Metrics
 		if withMetrics {
 			reg := prometheus.NewRegistry()
-			if m, err = metrics.New(reg, metrics.WithPeerMetrics()); err != nil {
+			if m, err = metrics.New(metrics.WithRegisterer(reg), metrics.WithPeerMetrics()); err != nil {
 				return err
 			}
 			m.AddHost("echo", h)

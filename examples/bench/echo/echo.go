@@ -81,7 +81,10 @@ func Session(ctx context.Context, h *netloop.Host, m *metrics.Metrics) error {
 		sopts = append(sopts, session.WithObserver(m))
 		mopts = append(mopts, dispatch.WithObserver(m))
 	}
-	mux := dispatch.NewMux(mopts...)
+	mux, err := dispatch.NewMux(mopts...)
+	if err != nil {
+		return err
+	}
 	echo := dispatch.HandlerFunc(func(ctx context.Context, m *dispatch.Message) error {
 		if m.Channel == load.BroadcastChannel && load.IsBroadcastRequest(m.Payload) {
 			if r, err := load.ParseBroadcastRequest(m.Payload); err == nil {
@@ -95,7 +98,11 @@ func Session(ctx context.Context, h *netloop.Host, m *metrics.Metrics) error {
 	for ch := 0; ch < Channels; ch++ {
 		mux.HandleChannel(uint8(ch), echo)
 	}
-	g.Go(func() error { return session.New(h, mux, sopts...).Run(ctx) })
+	srv, err := session.New(h, mux, sopts...)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return srv.Run(ctx) })
 	return g.Wait()
 }
 

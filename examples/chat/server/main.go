@@ -108,17 +108,23 @@ func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr 
 	if metricsAddr != "" {
 		reg = prometheus.NewRegistry()
 	}
-	m, err := metrics.New(registerer(reg))
+	m, err := metrics.New(metrics.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}
 	m.AddHost("chat", host)
-	c := newChat(log, m)
-	srv := session.New(host, c, session.WithLogger(log), session.WithObserver(m))
+	c, err := newChat(log, m)
+	if err != nil {
+		return err
+	}
+	srv, err := session.New(host, c, session.WithLogger(log), session.WithObserver(m))
+	if err != nil {
+		return err
+	}
 	c.srv = srv // before Run: groups are made on the sessions' goroutines
 	runSessions := srv.Run
 	if cc.url != "" || cc.listen != "" {
-		cm, err := metrics.NewCluster(registerer(reg))
+		cm, err := metrics.NewCluster(metrics.WithRegisterer(reg))
 		if err != nil {
 			return err
 		}
@@ -149,14 +155,6 @@ func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr 
 	err = g.Wait()
 	log.Info("stopped", zap.Error(err))
 	return err
-}
-
-// registerer avoids a typed nil inside the interface.
-func registerer(reg *prometheus.Registry) prometheus.Registerer {
-	if reg == nil {
-		return nil
-	}
-	return reg
 }
 
 // chat is the server's state: nicknames and rooms. Its handlers run in the
@@ -195,20 +193,24 @@ type member struct {
 
 type memberKey struct{}
 
-func newChat(log *zap.Logger, obs dispatch.Observer) *chat {
+func newChat(log *zap.Logger, obs dispatch.Observer) (*chat, error) {
 	c := &chat{
 		log:   log.Named("chat"),
 		nicks: make(map[string]*session.Session),
 		rooms: make(map[string]*room),
 	}
-	c.mux = dispatch.NewMux(dispatch.WithLogger(log), dispatch.WithMaxSize(chatproto.MaxMessage), dispatch.WithObserver(obs))
+	var err error
+	c.mux, err = dispatch.NewMux(dispatch.WithLogger(log), dispatch.WithMaxSize(chatproto.MaxMessage), dispatch.WithObserver(obs))
+	if err != nil {
+		return nil, err
+	}
 	c.mux.Use(dispatch.Recover(log), dispatch.Logging(log), dispatch.RateLimit(20, 40))
 	handle(c, chatproto.TypeHello, c.hello)
 	handle(c, chatproto.TypeJoin, c.join)
 	handle(c, chatproto.TypeLeave, c.leave)
 	handle(c, chatproto.TypeSay, c.say)
 	handle(c, chatproto.TypeTell, c.tell)
-	return c
+	return c, nil
 }
 
 // handle registers fn for messages of type typ, decoded from JSON.
@@ -438,12 +440,12 @@ func (c *chat) removeLocked(ctx context.Context, r *room, s *session.Session) {
 // whose cluster is unreachable still reaches its local members: that is
 // not an error for the handler.
 func (c *chat) broadcast(ctx context.Context, r *room, m chatproto.Message) error {
-	if r.cg == nil {
-		return dispatch.Broadcast(ctx, r.members, chatproto.Channel, netloop.Reliable, chatproto.Codec, m.Type(), m)
-	}
 	b, err := chatproto.Encode(m)
 	if err != nil {
 		return err
+	}
+	if r.cg == nil {
+		return r.members.Broadcast(ctx, chatproto.Channel, b, netloop.Reliable)
 	}
 	err = r.cg.Broadcast(ctx, chatproto.Channel, b, netloop.Reliable)
 	if errors.Is(err, cluster.ErrUnavailable) {
@@ -489,7 +491,11 @@ func (c *chat) nodeEvent(e cluster.NodeEvent) {
 
 // send sends m to s alone.
 func (c *chat) send(ctx context.Context, s *session.Session, m chatproto.Message) error {
-	return dispatch.Send(ctx, s, chatproto.Channel, netloop.Reliable, chatproto.Codec, m.Type(), m)
+	b, err := chatproto.Encode(m)
+	if err != nil {
+		return err
+	}
+	return s.Send(ctx, chatproto.Channel, b, netloop.Reliable)
 }
 
 // refuse answers a request of s with an Error.

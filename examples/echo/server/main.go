@@ -51,7 +51,7 @@ func run(ctx context.Context, addr, metricsAddr string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if metricsAddr != "" {
 		reg := prometheus.NewRegistry()
-		m, err := metrics.New(reg, metrics.WithPeerMetrics())
+		m, err := metrics.New(metrics.WithRegisterer(reg), metrics.WithPeerMetrics())
 		if err != nil {
 			return err
 		}
