@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/enetkit/enetkit/dispatch"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -29,7 +30,7 @@ func FuzzJSONDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	// A panic becomes a handler error the observer sees, not a silent end.
-	mux.Use(dispatch.Recover(testLogger(f)))
+	mux.Use(dispatch.Recover(netlooptest.Logger(f)))
 	dispatch.Handle(mux, typeJSON, dispatch.JSON, func(ctx context.Context, s *session.Session, p point) error { return nil })
 	dispatch.Handle(mux, typeProto, dispatch.Proto, func(ctx context.Context, s *session.Session, v *wrapperspb.StringValue) error {
 		if v == nil {

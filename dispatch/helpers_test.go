@@ -1,7 +1,6 @@
 package dispatch_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,9 +9,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/netloop"
@@ -23,23 +19,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // wait is the longest any test waits for one thing to happen on loopback.
-const wait = 10 * time.Second
-
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
-// testLogger logs to the test at info level; per-message debug logs would
-// drown a failure's output. A fuzz test's servers log nothing: the fuzz
-// target may not use its *testing.F, and they outlive each input's *testing.T.
-func testLogger(tb testing.TB) *zap.Logger {
-	if _, fuzz := tb.(*testing.F); fuzz {
-		return zap.NewNop()
-	}
-	return zaptest.NewLogger(tb, zaptest.Level(zapcore.InfoLevel))
-}
+const wait = netlooptest.Timeout
 
 // server is a session server with a Mux as its handler, on loopback.
 type server struct {
@@ -52,7 +32,7 @@ type server struct {
 // serve runs mux on a loopback host with two channels until the test ends.
 func serve(tb testing.TB, mux *dispatch.Mux, opts ...session.Option) *server {
 	tb.Helper()
-	log := testLogger(tb)
+	log := netlooptest.Logger(tb)
 	host, err := netloop.New("127.0.0.1:0", netloop.WithLogger(log), netloop.WithChannels(2), netloop.WithDrainTimeout(2*time.Second))
 	if err != nil {
 		tb.Fatalf("netloop.New: %v", err)
@@ -81,7 +61,7 @@ type client struct {
 // with two channels and the given connect data.
 func connect(tb testing.TB, srv *server, data uint32) *client {
 	tb.Helper()
-	h := netlooptest.Start(tb, "", netloop.WithLogger(testLogger(tb)), netloop.WithChannels(2), netloop.WithDrainTimeout(2*time.Second))
+	h := netlooptest.Start(tb, "", netloop.WithLogger(netlooptest.Logger(tb)), netloop.WithChannels(2), netloop.WithDrainTimeout(2*time.Second))
 	return &client{Host: h, peer: netlooptest.Dial(tb, h, srv.addr, 2, data)}
 }
 
@@ -98,7 +78,7 @@ func (c *client) expect(tb testing.TB, k netloop.Kind) netloop.Event {
 // send sends raw bytes on channel ch, reliably.
 func (c *client) send(tb testing.TB, ch uint8, b []byte) {
 	tb.Helper()
-	if err := c.Send(testCtx(tb), c.peer, ch, b, netloop.Reliable); err != nil {
+	if err := c.Send(netlooptest.Context(tb), c.peer, ch, b, netloop.Reliable); err != nil {
 		tb.Fatalf("client Send: %v", err)
 	}
 }

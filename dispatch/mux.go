@@ -155,10 +155,21 @@ func WithObserver(o Observer) Option { return func(m *Mux) { m.obs = o } }
 // order, in the session's goroutine. Register handlers and middleware
 // before the first session starts; the Mux is then read-only and safe for
 // concurrent use.
+//
+// A handler's ctx is its session's Context. It is cancelled the moment the
+// session ends (the peer leaves, times out, or the server shuts down),
+// and the messages that arrived before the end are still handled after
+// that: a handler that must finish work for them (a reply, a write to a
+// store) uses context.WithoutCancel(ctx), with a timeout of its own,
+// rather than ctx. A send to the ended session itself fails with an error
+// for which errors.Is(err, netloop.ErrGone) holds, which the Mux does not
+// count as a failure.
 type Mux struct {
 	types    map[uint32]Handler
 	channels map[uint8]Handler
 	mw       []Middleware
+	connect  []func(ctx context.Context, s *session.Session) error
+	end      []func(ctx context.Context, s *session.Session, err error)
 	maxSize  int
 	policy   RejectPolicy
 	log      *zap.Logger
@@ -256,6 +267,37 @@ func (m *Mux) HandleChannel(ch uint8, h Handler) {
 	m.channels[ch] = h
 }
 
+// OnConnect adds fn to what runs, in the session's goroutine, when a
+// session starts, before its first message is handled: set up per-session
+// state there (Session.Set). Hooks run in the order they were added. An
+// error from fn ends the session as a handler error does
+// (session.ReasonHandlerError), with no message handled. It panics if the
+// Mux is already serving.
+func (m *Mux) OnConnect(fn func(ctx context.Context, s *session.Session) error) {
+	m.mustConfigure("OnConnect")
+	if fn == nil {
+		panic("dispatch: nil OnConnect hook")
+	}
+	m.connect = append(m.connect, fn)
+}
+
+// OnDisconnect adds fn to what runs, in the session's goroutine, once the
+// Mux is done with a session: it has ended and its last message has been
+// handled, or a handler or connect hook failed (the session then ends with
+// that error). err is the *session.EndError, or the error that ends the
+// session. ctx is the session's Context without its cancellation, so fn
+// may still use it for clean-up calls (bounded by a timeout of fn's own);
+// the server's Run waits for fn. Hooks run in the reverse order of
+// OnDisconnect calls, as deferred calls do, and even if a connect hook
+// failed. It panics if the Mux is already serving.
+func (m *Mux) OnDisconnect(fn func(ctx context.Context, s *session.Session, err error)) {
+	m.mustConfigure("OnDisconnect")
+	if fn == nil {
+		panic("dispatch: nil OnDisconnect hook")
+	}
+	m.end = append(m.end, fn)
+}
+
 // Use adds middleware around every handler; the first added is the
 // outermost. It panics if the Mux is already serving.
 func (m *Mux) Use(mw ...Middleware) {
@@ -301,8 +343,27 @@ func (m *Mux) wrap() {
 
 // ServeSession serves s's messages in order until the session ends or a
 // handler fails.
-func (m *Mux) ServeSession(ctx context.Context, s *session.Session) error {
+func (m *Mux) ServeSession(ctx context.Context, s *session.Session) (err error) {
 	m.freeze.Do(m.wrap)
+	if len(m.end) > 0 {
+		defer func() {
+			why := err
+			if why == nil {
+				why = s.Err()
+			}
+			for i := len(m.end) - 1; i >= 0; i-- {
+				m.end[i](context.WithoutCancel(ctx), s, why)
+			}
+		}()
+	}
+	for _, fn := range m.connect {
+		if err := fn(ctx, s); err != nil {
+			if ctx.Err() != nil {
+				return nil // the session ended meanwhile: nothing failed
+			}
+			return fmt.Errorf("dispatch: connect hook: %w", err)
+		}
+	}
 	msg := &Message{Session: s} // reused: valid only during a handler call
 	for {
 		in, err := s.Receive(ctx)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -79,7 +80,7 @@ func echoRaw(t *testing.T, c *client, text string) {
 
 func TestMuxRoutes(t *testing.T) {
 	obs := newMsgLog()
-	mux, err := dispatch.NewMux(dispatch.WithObserver(obs), dispatch.WithLogger(testLogger(t)))
+	mux, err := dispatch.NewMux(dispatch.WithObserver(obs), dispatch.WithLogger(netlooptest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestRecover(t *testing.T) {
 				t.Fatal(err)
 			}
 			if withRecover {
-				mux.Use(dispatch.Recover(testLogger(t)))
+				mux.Use(dispatch.Recover(netlooptest.Logger(t)))
 			}
 			app(mux)
 			srv := serve(t, mux)
@@ -270,7 +271,7 @@ func TestRateLimit(t *testing.T) {
 			srv := serve(t, mux)
 			c := connect(t, srv, 1)
 			for range n {
-				if err := c.Send(testCtx(t), c.peer, 0, dispatch.AppendMessage(nil, typeCount, []byte("x")), netloop.Reliable); err != nil {
+				if err := c.Send(netlooptest.Context(t), c.peer, 0, dispatch.AppendMessage(nil, typeCount, []byte("x")), netloop.Reliable); err != nil {
 					if policy == dispatch.RejectDisconnect && (errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrNotConnected)) {
 						break // already cut off
 					}
@@ -310,7 +311,7 @@ func TestRateLimit(t *testing.T) {
 			if err := s.Err(); err != nil {
 				t.Fatalf("session ended: %v", err)
 			}
-			if err := dispatch.NewRoute[string](typeRaw, dispatch.Raw, 0, netloop.Reliable).Send(testCtx(t), s, "alive"); err != nil {
+			if err := dispatch.NewRoute[string](typeRaw, dispatch.Raw, 0, netloop.Reliable).Send(netlooptest.Context(t), s, "alive"); err != nil {
 				t.Fatal(err)
 			}
 			var got string
@@ -448,7 +449,7 @@ func TestRegistrationPanics(t *testing.T) {
 	c.expect(t, netloop.EventReceive)
 	mustPanic(t, "Handle after serving", func() { mux.Handle(50, h) })
 	mustPanic(t, "HandleChannel after serving", func() { mux.HandleChannel(0, h) })
-	mustPanic(t, "Use after serving", func() { mux.Use(dispatch.Recover(testLogger(t))) })
+	mustPanic(t, "Use after serving", func() { mux.Use(dispatch.Recover(netlooptest.Logger(t))) })
 	mustPanic(t, "typed Handle after serving", func() {
 		dispatch.Handle(mux, 51, dispatch.JSON, func(context.Context, *session.Session, point) error { return nil })
 	})
@@ -488,7 +489,7 @@ func TestBroadcast(t *testing.T) {
 	if g.Len() != 3 {
 		t.Fatalf("group of %d", g.Len())
 	}
-	if err := dispatch.NewRoute[point](9, dispatch.JSON, 0, netloop.Reliable).Broadcast(testCtx(t), g, point{Name: "all"}); err != nil {
+	if err := dispatch.NewRoute[point](9, dispatch.JSON, 0, netloop.Reliable).Broadcast(netlooptest.Context(t), g, point{Name: "all"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
@@ -497,10 +498,10 @@ func TestBroadcast(t *testing.T) {
 			t.Fatalf("got %d %+v", typ, p)
 		}
 	}
-	if err := dispatch.NewRoute[int](9, dispatch.Raw, 0, netloop.Reliable).Broadcast(testCtx(t), g, 42); err == nil {
+	if err := dispatch.NewRoute[int](9, dispatch.Raw, 0, netloop.Reliable).Broadcast(netlooptest.Context(t), g, 42); err == nil {
 		t.Fatal("Broadcast of an unencodable value: no error")
 	}
-	if err := dispatch.NewRoute[string](9, dispatch.Proto, 0, netloop.Reliable).Send(testCtx(t), g.Sessions()[0], "not a message"); err == nil {
+	if err := dispatch.NewRoute[string](9, dispatch.Proto, 0, netloop.Reliable).Send(netlooptest.Context(t), g.Sessions()[0], "not a message"); err == nil {
 		t.Fatal("Send of an unencodable value: no error")
 	}
 }
@@ -555,7 +556,7 @@ func TestMuxSendAfterEnd(t *testing.T) {
 	c := connect(t, srv, 1)
 	c.send(t, 0, dispatch.AppendMessage(nil, 1, nil))
 	c.expect(t, netloop.EventReceive)
-	if err := c.Disconnect(testCtx(t), c.peer, 3); err != nil {
+	if err := c.Disconnect(netlooptest.Context(t), c.peer, 3); err != nil {
 		t.Fatal(err)
 	}
 	select {

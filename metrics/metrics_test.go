@@ -28,7 +28,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const wait = 10 * time.Second
+const wait = netlooptest.Timeout
 
 // server runs a session server with a mux that handles type 1 (raw) and
 // fails type 2, instrumented with m; it returns the server's address.
@@ -119,7 +119,7 @@ func TestCountersMatchTraffic(t *testing.T) {
 	if err := cli.Send(context.Background(), p, 0, []byte{2}, netloop.Reliable); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	netlooptest.Eventually(t, "the metrics", func() bool {
 		s := m.Snapshot(context.Background())
 		return s.Dispatch.Rejected["unknown_type"] == 1 && s.Sessions.HandlerErrors == 1 && s.Sessions.Ended["handler_error"] == 1
 	})
@@ -246,19 +246,6 @@ func TestScrapeOverHTTP(t *testing.T) {
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("lint problems: %v %v", problems, err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", wait)
-		}
-		<-tick.C
 	}
 }
 

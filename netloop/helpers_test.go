@@ -16,7 +16,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // wait is the longest any test waits for one thing to happen on loopback.
-const wait = 10 * time.Second
+const wait = netlooptest.Timeout
 
 // start creates a host and runs it until the test ends.
 func start(t *testing.T, addr string, opts ...netloop.Option) *netloop.Host {
@@ -56,10 +56,12 @@ func pair(t *testing.T, channels int, opts ...netloop.Option) (srv, cli *netloop
 	return srv, cli, ev.Peer, cp
 }
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return c
+func ctx(t *testing.T) context.Context { return netlooptest.Context(t) }
+
+// eventually: see netlooptest.Eventually.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	netlooptest.Eventually(t, what, cond)
 }
 
 func is(t *testing.T, err, target error) {

@@ -75,21 +75,6 @@ func loopback(h *netloop.Host) string {
 	return "127.0.0.1:" + strconv.Itoa(int(h.Addr().Port()))
 }
 
-// eventually polls cond until it holds, failing the test after wait. It is
-// for state that produces no event (counters read with Stats or PeerInfo).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // stats returns h's Stats or fails the test.
 func stats(t *testing.T, h *netloop.Host) netloop.Stats {
 	t.Helper()

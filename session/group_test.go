@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -60,7 +61,7 @@ func TestGroup(t *testing.T) {
 		t.Fatalf("new group has %d members", g.Len())
 	}
 	// Broadcasting to an empty group sends nothing and is no error.
-	if err := g.Broadcast(testCtx(t), 0, []byte("nobody"), netloop.Reliable); err != nil {
+	if err := g.Broadcast(netlooptest.Context(t), 0, []byte("nobody"), netloop.Reliable); err != nil {
 		t.Fatalf("Broadcast to an empty group: %v", err)
 	}
 
@@ -70,7 +71,7 @@ func TestGroup(t *testing.T) {
 		clients[h] = c
 		for i := range perHost {
 			d := uint32(h*perHost + i)
-			p, err := c.host.Connect(testCtx(t), srv.addr, 1, d)
+			p, err := c.host.Connect(netlooptest.Context(t), srv.addr, 1, d)
 			if err != nil {
 				t.Fatalf("Connect %d: %v", d, err)
 			}
@@ -110,7 +111,7 @@ func TestGroup(t *testing.T) {
 	// One broadcast reaches every member exactly once: "end", sent after,
 	// arrives after it on the same reliable channel.
 	for _, msg := range []string{"hello", "end"} {
-		if err := g.Broadcast(testCtx(t), 0, []byte(msg), netloop.Reliable); err != nil {
+		if err := g.Broadcast(netlooptest.Context(t), 0, []byte(msg), netloop.Reliable); err != nil {
 			t.Fatalf("Broadcast: %v", err)
 		}
 	}
@@ -125,7 +126,7 @@ func TestGroup(t *testing.T) {
 
 	// Sessions that end leave the group.
 	for p := range clients[0].peers {
-		if err := clients[0].host.Disconnect(testCtx(t), p, 0); err != nil {
+		if err := clients[0].host.Disconnect(netlooptest.Context(t), p, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,12 +174,12 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("Sessions() has %v (err %v)", s, s.Err())
 		}
 	}
-	if err := g.Broadcast(testCtx(t), 0, []byte("after"), netloop.Reliable); err != nil {
+	if err := g.Broadcast(netlooptest.Context(t), 0, []byte("after"), netloop.Reliable); err != nil {
 		t.Fatal(err)
 	}
 	// Sent after the broadcast on the same channel: the removed peer's
 	// first message would be "after" had it been sent one.
-	if err := removed.Send(testCtx(t), 0, []byte("direct"), netloop.Reliable); err != nil {
+	if err := removed.Send(netlooptest.Context(t), 0, []byte("direct"), netloop.Reliable); err != nil {
 		t.Fatal(err)
 	}
 	for h := 1; h < hosts; h++ {

@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/netloop/netlooptest"
@@ -22,20 +19,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // wait is the longest any test waits for one thing to happen on loopback.
-const wait = 10 * time.Second
-
-// testCtx returns a context that ends with the test, or after wait.
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// testLogger logs to the test at info level: per-message debug logs would
-// drown a failure's output.
-func testLogger(t *testing.T) *zap.Logger {
-	return zaptest.NewLogger(t, zaptest.Level(zapcore.InfoLevel))
-}
+const wait = netlooptest.Timeout
 
 // server is a session.Server running on a loopback host until the test ends.
 type server struct {
@@ -51,7 +35,7 @@ type server struct {
 // defaults. The cleanup stops it and fails the test unless Run returns nil.
 func startServer(t *testing.T, h session.Handler, hostOpts []netloop.Option, opts ...session.Option) *server {
 	t.Helper()
-	log := testLogger(t)
+	log := netlooptest.Logger(t)
 	hostOpts = append([]netloop.Option{
 		netloop.WithLogger(log), netloop.WithChannels(2), netloop.WithDrainTimeout(2 * time.Second),
 		netloop.WithPerAddressLimit(netloop.MaxPeers), // every test client is on 127.0.0.1
@@ -79,7 +63,7 @@ func startServer(t *testing.T, h session.Handler, hostOpts []netloop.Option, opt
 func startClient(t *testing.T, opts ...netloop.Option) *netloop.Host {
 	t.Helper()
 	opts = append([]netloop.Option{
-		netloop.WithLogger(testLogger(t)), netloop.WithChannels(2), netloop.WithDrainTimeout(2 * time.Second),
+		netloop.WithLogger(netlooptest.Logger(t)), netloop.WithChannels(2), netloop.WithDrainTimeout(2 * time.Second),
 	}, opts...)
 	return netlooptest.Start(t, "", opts...)
 }
@@ -106,7 +90,7 @@ func expect(t *testing.T, h *netloop.Host, k netloop.Kind) netloop.Event {
 // send sends data from cli to p or fails the test.
 func send(t *testing.T, cli *netloop.Host, p netloop.Peer, ch uint8, data []byte, flag netloop.Flag) {
 	t.Helper()
-	if err := cli.Send(testCtx(t), p, ch, data, flag); err != nil {
+	if err := cli.Send(netlooptest.Context(t), p, ch, data, flag); err != nil {
 		t.Fatalf("client Send: %v", err)
 	}
 }

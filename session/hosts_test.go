@@ -19,7 +19,7 @@ import (
 // session ends with Shutdown and the port is released.
 func TestServerForGroup(t *testing.T) {
 	base := netloop.LiveAllocations()
-	log := testLogger(t)
+	log := netlooptest.Logger(t)
 	g, err := netloop.NewGroup("127.0.0.1:0", 2, netloop.WithLogger(log), netloop.WithChannels(2), netloop.WithDrainTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestServerForGroup(t *testing.T) {
 			}
 		}
 	}
-	if err := room.Broadcast(testCtx(t), 1, []byte("all"), netloop.Reliable); err != nil {
+	if err := room.Broadcast(netlooptest.Context(t), 1, []byte("all"), netloop.Reliable); err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range conns {

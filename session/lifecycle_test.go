@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -134,7 +135,7 @@ func TestStableIDsAfterSlotReuse(t *testing.T) {
 	a := startClient(t)
 	pa := dial(t, a, srv.addr, 1, 1)
 	sa := ss.next(t)
-	if err := a.Disconnect(testCtx(t), pa, 5); err != nil {
+	if err := a.Disconnect(netlooptest.Context(t), pa, 5); err != nil {
 		t.Fatalf("Disconnect: %v", err)
 	}
 	expect(t, a, netloop.EventDisconnect)
@@ -154,10 +155,10 @@ func TestStableIDsAfterSlotReuse(t *testing.T) {
 	if sa.ID() == sb.ID() || sa.Peer() == sb.Peer() || sa.String() == sb.String() {
 		t.Fatalf("sessions share an ID: %v, %v", sa, sb)
 	}
-	if err := sa.Send(testCtx(t), 0, []byte("for A"), netloop.Reliable); !errors.Is(err, netloop.ErrStalePeer) || !errors.Is(err, session.ErrEnded) || !errors.Is(err, netloop.ErrGone) {
+	if err := sa.Send(netlooptest.Context(t), 0, []byte("for A"), netloop.Reliable); !errors.Is(err, netloop.ErrStalePeer) || !errors.Is(err, session.ErrEnded) || !errors.Is(err, netloop.ErrGone) {
 		t.Fatalf("Send with A's session: %v, want %v and %v", err, netloop.ErrStalePeer, session.ErrEnded)
 	}
-	if err := sb.Send(testCtx(t), 0, []byte("for B"), netloop.Reliable); err != nil {
+	if err := sb.Send(netlooptest.Context(t), 0, []byte("for B"), netloop.Reliable); err != nil {
 		t.Fatalf("Send with B's session: %v", err)
 	}
 	if ev := expect(t, b, netloop.EventReceive); ev.Peer != pb || string(ev.Payload) != "for B" {
@@ -246,7 +247,7 @@ func TestTryReceiveAndInfo(t *testing.T) {
 		t.Fatalf("TryReceive on a drained inbox: %+v", m)
 	}
 
-	info, err := s.Info(testCtx(t))
+	info, err := s.Info(netlooptest.Context(t))
 	if err != nil {
 		t.Fatalf("Info: %v", err)
 	}
@@ -279,7 +280,7 @@ func TestTryReceiveAndInfo(t *testing.T) {
 	}
 
 	// After the end, TryReceive reports nothing and Receive the end at once.
-	if err := cli.Disconnect(testCtx(t), p, 3); err != nil {
+	if err := cli.Disconnect(netlooptest.Context(t), p, 3); err != nil {
 		t.Fatal(err)
 	}
 	ended(t, s)

@@ -18,9 +18,15 @@ import (
 // A Handler serves one session, in the session's own goroutine, from just
 // after its connect. It reads the session's messages with Receive. When it
 // returns nil the session is closed gracefully; when it returns an error or
-// panics, that session alone ends (ReasonHandlerError, ReasonHandlerPanic), and the
-// server goes on. ctx is the session's Context: a handler must return soon
-// after it is done, since the server's Run waits for every handler.
+// panics, that session alone ends (ReasonHandlerError, ReasonHandlerPanic),
+// and the server goes on. ctx is the session's Context: a handler must
+// return soon after it is done, since the server's Run waits for every
+// handler.
+//
+// ctx is cancelled the moment the session ends, while Receive still
+// returns the messages that arrived before the end: work a handler must
+// finish for those last messages takes context.WithoutCancel(ctx), with a
+// timeout of its own, not ctx.
 type Handler interface {
 	ServeSession(ctx context.Context, s *Session) error
 }
@@ -32,9 +38,12 @@ type HandlerFunc func(ctx context.Context, s *Session) error
 func (f HandlerFunc) ServeSession(ctx context.Context, s *Session) error { return f(ctx, s) }
 
 // SlowPolicy is what the server does with a message for a session whose
-// inbox is full. Whatever it does, it never waits: one slow handler must not
-// stall the host or other sessions. Every drop is counted (Stats) and
-// reported to the Observer, and the first per session is logged.
+// inbox is full. Whatever it does, it does not wait for the slow handler:
+// one slow handler must not stall the host or other sessions. A drop is
+// immediate; a disconnect is a command queued to the host, which waits
+// only while the host's own command queue is full (netloop's
+// WithCommandBuffer). Every drop is counted (Stats) and reported to the
+// Observer, and the first per session is logged.
 type SlowPolicy uint8
 
 const (

@@ -106,8 +106,8 @@ type Session struct {
 	ended  bool
 }
 
-// ID identifies the session; it is never reused while the process lives,
-// however ENet reuses its peer slots.
+// ID identifies the session: it is its peer's ID (Peer().ID()), never
+// reused while the process lives, however ENet reuses its peer slots.
 func (s *Session) ID() uint64 { return s.peer.ID() }
 
 // Peer returns the session's netloop peer handle.

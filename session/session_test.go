@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -61,7 +62,7 @@ func TestOrderPerChannelThenRemoteEnd(t *testing.T) {
 		next[ch]++
 	}
 	// DisconnectLater: everything sent is delivered before the disconnect.
-	if err := cli.DisconnectLater(testCtx(t), p, 42); err != nil {
+	if err := cli.DisconnectLater(netlooptest.Context(t), p, 42); err != nil {
 		t.Fatalf("DisconnectLater: %v", err)
 	}
 	if ev := expect(t, cli, netloop.EventDisconnect); ev.Reason != netloop.ReasonLocal {
@@ -268,13 +269,13 @@ func TestCloseIdempotent(t *testing.T) {
 			t.Errorf("%s after the end: %v", name, err)
 		}
 	}
-	if err := s.Send(testCtx(t), 0, []byte("x"), netloop.Reliable); !errors.Is(err, netloop.ErrStalePeer) || !errors.Is(err, session.ErrEnded) {
+	if err := s.Send(netlooptest.Context(t), 0, []byte("x"), netloop.Reliable); !errors.Is(err, netloop.ErrStalePeer) || !errors.Is(err, session.ErrEnded) {
 		t.Errorf("Send after the end: %v, want %v and %v", err, netloop.ErrStalePeer, session.ErrEnded)
 	}
 	if s.Server() != srv.Server {
 		t.Errorf("Server() = %p, want %p", s.Server(), srv.Server)
 	}
-	if _, err := s.Info(testCtx(t)); !errors.Is(err, netloop.ErrStalePeer) {
+	if _, err := s.Info(netlooptest.Context(t)); !errors.Is(err, netloop.ErrStalePeer) {
 		t.Errorf("Info after the end: %v, want %v", err, netloop.ErrStalePeer)
 	}
 }
@@ -300,7 +301,7 @@ func TestTimeout(t *testing.T) {
 	}
 	s := ss.next(t)
 	roundTrip(t, cli, p, "hello")
-	if err := cli.Reset(testCtx(t), p); err != nil {
+	if err := cli.Reset(netlooptest.Context(t), p); err != nil {
 		t.Fatalf("Reset: %v", err)
 	}
 	expect(t, cli, netloop.EventDisconnect)
@@ -349,7 +350,7 @@ func TestReceiveEndConsistent(t *testing.T) {
 		// after the client's Connect event can drop ENet's pending
 		// acknowledgement of the handshake, and then is never answered.
 		ss.next(t)
-		if err := cli.Disconnect(testCtx(t), p, 0); err != nil {
+		if err := cli.Disconnect(netlooptest.Context(t), p, 0); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, cli, netloop.EventDisconnect)
@@ -390,7 +391,7 @@ func TestGroupAddEndedReason(t *testing.T) {
 	cli := startClient(t)
 	p := dial(t, cli, srv.addr, 1, 0)
 	s := ss.next(t)
-	if err := cli.Disconnect(testCtx(t), p, 8); err != nil {
+	if err := cli.Disconnect(netlooptest.Context(t), p, 8); err != nil {
 		t.Fatal(err)
 	}
 	srv.obs.endOf(t, s) // reported after the session left its groups

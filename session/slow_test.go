@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/enetkit/enetkit/netloop"
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
 )
 
@@ -60,7 +61,7 @@ func blocker(ss sessions, hold <-chan struct{}, out chan<- blocked, progress cha
 func sendFlood(t *testing.T, cli *netloop.Host, p netloop.Peer, n int, flag netloop.Flag, staleOK bool) int {
 	t.Helper()
 	for i := range n {
-		err := cli.Send(testCtx(t), p, 0, seqMsg(uint32(i), seqSize), flag)
+		err := cli.Send(netlooptest.Context(t), p, 0, seqMsg(uint32(i), seqSize), flag)
 		if staleOK && (errors.Is(err, netloop.ErrStalePeer) || errors.Is(err, netloop.ErrNotConnected)) {
 			return i
 		}
@@ -167,7 +168,7 @@ func TestSlowConsumerDropAllSurvives(t *testing.T) {
 	if st := srv.Stats(); st.Dropped != flood-inbox || st.SlowDisconnects != 0 || st.Live != 1 {
 		t.Fatalf("stats %+v, want %d drops, no disconnect", st, flood-inbox)
 	}
-	if err := a.Disconnect(testCtx(t), pa, 9); err != nil {
+	if err := a.Disconnect(netlooptest.Context(t), pa, 9); err != nil {
 		t.Fatal(err)
 	}
 	r := result(t, out)
@@ -195,14 +196,14 @@ func TestSlowConsumerUnreliableDropped(t *testing.T) {
 			sendFlood(t, a, pa, flood, flag, false)
 			srv.obs.waitFor(t, "a drop", func() bool { return len(srv.obs.dropped[sa]) > 0 })
 			// Still connected: the server reaches the client.
-			if err := sa.Send(testCtx(t), 0, []byte("alive"), netloop.Reliable); err != nil {
+			if err := sa.Send(netlooptest.Context(t), 0, []byte("alive"), netloop.Reliable); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
 			if ev := expect(t, a, netloop.EventReceive); string(ev.Payload) != "alive" {
 				t.Fatalf("client got %q", ev.Payload)
 			}
 			// A graceful end from the client: the session was never cut.
-			if err := a.DisconnectLater(testCtx(t), pa, 77); err != nil {
+			if err := a.DisconnectLater(netlooptest.Context(t), pa, 77); err != nil {
 				t.Fatal(err)
 			}
 			free()
@@ -264,7 +265,7 @@ func TestMessagesAfterHandlerReturnedDropped(t *testing.T) {
 	// The handler's nil return closes the session gracefully; messages the
 	// client sends meanwhile are dropped (or refused once it is gone).
 	for i := range 10 {
-		if err := a.Send(testCtx(t), pa, 0, seqMsg(uint32(i), seqSize), netloop.Reliable); err != nil {
+		if err := a.Send(netlooptest.Context(t), pa, 0, seqMsg(uint32(i), seqSize), netloop.Reliable); err != nil {
 			break
 		}
 	}
@@ -300,7 +301,7 @@ func TestSlowConsumerInboxBytes(t *testing.T) {
 	pa := dial(t, a, srv.addr, 1, 1)
 	sa := ss.next(t)
 	for range sent {
-		if err := a.Send(testCtx(t), pa, 0, make([]byte, size), netloop.Reliable); err != nil {
+		if err := a.Send(netlooptest.Context(t), pa, 0, make([]byte, size), netloop.Reliable); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -317,7 +318,7 @@ func TestSlowConsumerInboxBytes(t *testing.T) {
 		}
 	}
 	// Drained, the inbox takes messages again.
-	if err := a.Send(testCtx(t), pa, 0, make([]byte, size), netloop.Reliable); err != nil {
+	if err := a.Send(netlooptest.Context(t), pa, 0, make([]byte, size), netloop.Reliable); err != nil {
 		t.Fatal(err)
 	}
 	select {

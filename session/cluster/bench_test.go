@@ -149,7 +149,7 @@ func BenchmarkGroupBroadcast(b *testing.B) {
 			}
 		}
 		g, _ := nodes[0].Group("big")
-		eventually(b, "1000 members", func() bool { return g.Len() == benchMembers })
+		netlooptest.Eventually(b, "1000 members", func() bool { return g.Len() == benchMembers })
 		before := nodes[0].Stats().Published
 		r.measure(b, func(ctx context.Context, data []byte) error {
 			return g.Broadcast(ctx, 0, data, netloop.Reliable)
@@ -201,7 +201,7 @@ func BenchmarkPush(b *testing.B) {
 		}
 	}
 	pusher := startNode(b, url, "pusher", WithLogger(nil))
-	eventually(b, "1000 users", func() bool { return pusher.Stats().Users == benchMembers })
+	netlooptest.Eventually(b, "1000 users", func() bool { return pusher.Stats().Users == benchMembers })
 	before := pusher.Stats().Published
 	r.measure(b, func(ctx context.Context, data []byte) error {
 		n, err := pusher.Push(ctx, users, 0, data, netloop.Reliable)

@@ -24,7 +24,7 @@ func TestNodesJoinAndLeave(t *testing.T) {
 	b := startNode(t, url, "b", WithTTL(time.Minute))
 	a.expectEvent(t, NodeJoined, "b")
 	b.expectEvent(t, NodeJoined, "a")
-	eventually(t, "two nodes", func() bool { return len(a.Nodes()) == 2 })
+	netlooptest.Eventually(t, "two nodes", func() bool { return len(a.Nodes()) == 2 })
 	got := a.Nodes()
 	if got[0].ID != "a" || got[1].ID != "b" || got[0].Capacity != 64 || got[1].Addr != b.host.Addr().String() {
 		t.Fatalf("Nodes() = %+v", got)
@@ -85,7 +85,7 @@ func TestDeadNode(t *testing.T) {
 	mustPut(t, kv("groups"), memberKey("room", "gus"), "ghost")
 
 	a.expectEvent(t, NodeJoined, "ghost")
-	eventually(t, "gus in room", func() bool { return room.Len() == 2 })
+	netlooptest.Eventually(t, "gus in room", func() bool { return room.Len() == 2 })
 	if node, ok := a.Where("gus"); !ok || node != "ghost" {
 		t.Fatalf("Where(gus) = %q, %v", node, ok)
 	}
@@ -112,7 +112,7 @@ func TestDeadNode(t *testing.T) {
 		t.Fatalf("Members = %v", got)
 	}
 	// a, the lowest live node, cleans the directory.
-	eventually(t, "directory clean", func() bool {
+	netlooptest.Eventually(t, "directory clean", func() bool {
 		return !hasKey(t, kv("users"), "gus") && !hasKey(t, kv("groups"), memberKey("room", "gus")) && !hasKey(t, kv("nodes"), "ghost")
 	})
 }
@@ -143,7 +143,7 @@ func TestLoginKicksOlderSession(t *testing.T) {
 	if err := room.Join(ctx, sA); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "b sees alice", func() bool { n, _ := b.Where("alice"); return n == "a" })
+	netlooptest.Eventually(t, "b sees alice", func() bool { n, _ := b.Where("alice"); return n == "a" })
 
 	_, sB := b.login(t, "alice")
 	// The new session joins the room at once: a's cleanup of the older
@@ -154,16 +154,16 @@ func TestLoginKicksOlderSession(t *testing.T) {
 	}
 	netlooptest.Expect(t, cliA, netloop.EventDisconnect) // kicked on a
 	<-sA.Context().Done()
-	eventually(t, "a sees alice on b", func() bool { n, _ := a.Where("alice"); return n == "b" })
-	eventually(t, "a kicked alice", func() bool { return a.Stats().Kicked == 1 })
+	netlooptest.Eventually(t, "a sees alice on b", func() bool { n, _ := a.Where("alice"); return n == "b" })
+	netlooptest.Eventually(t, "a kicked alice", func() bool { return a.Stats().Kicked == 1 })
 	want := []Member{{User: "alice", Node: "b"}}
-	eventually(t, "alice in the room on b", func() bool {
+	netlooptest.Eventually(t, "alice in the room on b", func() bool {
 		return slices.Equal(room.Members(), want) && slices.Equal(roomB.Members(), want)
 	})
 	if err := roomB.Leave(ctx, sB); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "alice left the room", func() bool { return room.Len() == 0 && roomB.Len() == 0 })
+	netlooptest.Eventually(t, "alice left the room", func() bool { return room.Len() == 0 && roomB.Len() == 0 })
 	if u, ok := b.User(sB); !ok || u != "alice" {
 		t.Fatalf("User = %q, %v", u, ok)
 	}
@@ -207,7 +207,7 @@ func TestLoginRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-sA.Context().Done()
-	eventually(t, "alice free", func() bool { _, ok := b.Where("alice"); return !ok })
+	netlooptest.Eventually(t, "alice free", func() bool { _, ok := b.Where("alice"); return !ok })
 	if err := b.Bind(ctx, sB, "alice"); err != nil {
 		t.Fatalf("login after logout: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestPushOneMessagePerNode(t *testing.T) {
 		}
 	}
 	a := nodes[0]
-	eventually(t, "a sees 9 users", func() bool { return a.Stats().Users == 9 })
+	netlooptest.Eventually(t, "a sees 9 users", func() bool { return a.Stats().Users == 9 })
 	before := a.Stats().Published
 	got, err := a.Push(context.Background(), append(names, "nobody"), 1, []byte("news"), netloop.Reliable)
 	if err != nil || got != 9 {
@@ -273,7 +273,7 @@ func TestGroupAcrossNodes(t *testing.T) {
 	ga, _ := nodes[0].Group("room 1")
 	for _, n := range nodes {
 		g, _ := n.Group("room 1")
-		eventually(t, "6 members on "+n.ID(), func() bool { return g.Len() == 6 })
+		netlooptest.Eventually(t, "6 members on "+n.ID(), func() bool { return g.Len() == 6 })
 	}
 	if m := ga.Members(); m[0] != (Member{User: "a0", Node: "a"}) || m[5] != (Member{User: "c1", Node: "c"}) {
 		t.Fatalf("Members = %v", m)
@@ -297,8 +297,8 @@ func TestGroupAcrossNodes(t *testing.T) {
 	if err := local[1].Kick(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "4 members on a", func() bool { return ga.Len() == 4 })
-	eventually(t, "c forgets the group", func() bool {
+	netlooptest.Eventually(t, "4 members on a", func() bool { return ga.Len() == 4 })
+	netlooptest.Eventually(t, "c forgets the group", func() bool {
 		last.mu.Lock()
 		defer last.mu.Unlock()
 		return len(last.groups) == 0

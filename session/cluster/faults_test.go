@@ -34,7 +34,7 @@ func TestNATSOutage(t *testing.T) {
 	}
 	// Bindings and memberships are separate keys: wait for both to reach
 	// both replicas before NATS goes.
-	eventually(t, "room of 2 and both bindings", func() bool {
+	netlooptest.Eventually(t, "room of 2 and both bindings", func() bool {
 		na, _ := a.Where("bob")
 		nb, _ := b.Where("alice")
 		return roomA.Len() == 2 && roomB.Len() == 2 && na == "b" && nb == "a"
@@ -43,7 +43,7 @@ func TestNATSOutage(t *testing.T) {
 	port := ns.Addr().(*net.TCPAddr).Port
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	eventually(t, "nodes unavailable", func() bool { return !a.Live() && !b.Live() })
+	netlooptest.Eventually(t, "nodes unavailable", func() bool { return !a.Live() && !b.Live() })
 
 	// Local play goes on; cluster calls fail at once.
 	_, s2 := a.connect(t)
@@ -75,8 +75,8 @@ func TestNATSOutage(t *testing.T) {
 
 	// A fresh server on the same port: an empty directory.
 	startNATS(t, port)
-	eventually(t, "nodes rejoined", func() bool { return a.Live() && b.Live() })
-	eventually(t, "directory restored", func() bool {
+	netlooptest.Eventually(t, "nodes rejoined", func() bool { return a.Live() && b.Live() })
+	netlooptest.Eventually(t, "directory restored", func() bool {
 		na, _ := a.Where("bob")
 		nb, _ := b.Where("alice")
 		return na == "b" && nb == "a" && roomA.Len() == 2 && roomB.Len() == 2
@@ -123,7 +123,7 @@ func TestStartWhileNATSDown(t *testing.T) {
 		t.Fatalf("Request: %v", err)
 	}
 	startNATS(t, port)
-	eventually(t, "joined", n.Live)
+	netlooptest.Eventually(t, "joined", n.Live)
 }
 
 // TestEmbeddedServer runs a node with its own NATS server, listening, and
@@ -143,13 +143,13 @@ func TestEmbeddedServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := netlooptest.Go(t, first.Run)
-	eventually(t, "first live", first.Live)
+	netlooptest.Eventually(t, "first live", first.Live)
 	second := startNode(t, "nats://"+addr, "second")
-	eventually(t, "two nodes", func() bool { return len(second.Nodes()) == 2 && len(first.Nodes()) == 2 })
+	netlooptest.Eventually(t, "two nodes", func() bool { return len(second.Nodes()) == 2 && len(first.Nodes()) == 2 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "second unavailable", func() bool { return !second.Live() })
+	netlooptest.Eventually(t, "second unavailable", func() bool { return !second.Live() })
 	if err := first.Run(context.Background()); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run: %v", err)
 	}
@@ -166,7 +166,7 @@ func TestInProcessServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	netlooptest.Go(t, n.Run)
-	eventually(t, "live", n.Live)
+	netlooptest.Eventually(t, "live", n.Live)
 	if got := n.Nodes(); len(got) != 1 || got[0].ID != n.ID() || got[0].Addr != host.Addr().String() {
 		t.Fatalf("Nodes = %+v", got)
 	}

@@ -104,7 +104,7 @@ func startNodeSetup(t testing.TB, url, id string, setup func(*Node), opts ...Opt
 		setup(tn.Node)
 	}
 	tn.stop = netlooptest.Go(t, tn.Run)
-	eventually(t, "node "+id+" live", tn.Live)
+	netlooptest.Eventually(t, "node "+id+" live", tn.Live)
 	return tn
 }
 
@@ -155,22 +155,6 @@ func (tn *testNode) expectEvent(t *testing.T, kind EventKind, id string) NodeEve
 		case <-deadline:
 			t.Fatalf("node %s: no %v event for %s", tn.ID(), kind, id)
 		}
-	}
-}
-
-// eventually polls cond until it holds, failing the test after the
-// netlooptest timeout. It is for state with no event to wait on (the
-// replica catching up with the directory).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(netlooptest.Timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
 	}
 }
 

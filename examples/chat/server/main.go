@@ -117,7 +117,7 @@ func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr 
 	if err != nil {
 		return err
 	}
-	srv, err := session.New(host, c, session.WithLogger(log), session.WithObserver(m))
+	srv, err := session.New(host, c.mux, session.WithLogger(log), session.WithObserver(m))
 	if err != nil {
 		return err
 	}
@@ -210,6 +210,16 @@ func newChat(log *zap.Logger, obs dispatch.Observer) (*chat, error) {
 	handle(c, chatproto.TypeLeave, c.leave)
 	handle(c, chatproto.TypeSay, c.say)
 	handle(c, chatproto.TypeTell, c.tell)
+	// A client's state lives in its session from its connect; when the
+	// session ends, its nickname is freed and its rooms are told.
+	c.mux.OnConnect(func(ctx context.Context, s *session.Session) error {
+		s.Set(memberKey{}, &member{rooms: make(map[string]*room)})
+		return nil
+	})
+	c.mux.OnDisconnect(func(ctx context.Context, s *session.Session, _ error) {
+		m, _ := s.Get(memberKey{})
+		c.gone(ctx, s, m.(*member))
+	})
 	return c, nil
 }
 
@@ -225,15 +235,6 @@ func handle[T any](c *chat, typ uint32, fn func(ctx context.Context, s *session.
 		m, _ := s.Get(memberKey{})
 		return fn(context.WithoutCancel(ctx), s, m.(*member), v)
 	})
-}
-
-// ServeSession serves one client: it routes its messages with the Mux,
-// then, when the session ends, frees its nickname and tells its rooms.
-func (c *chat) ServeSession(ctx context.Context, s *session.Session) error {
-	m := &member{rooms: make(map[string]*room)}
-	s.Set(memberKey{}, m)
-	defer c.gone(context.WithoutCancel(ctx), s, m)
-	return c.mux.ServeSession(ctx, s)
 }
 
 func (c *chat) hello(ctx context.Context, s *session.Session, m *member, h chatproto.Hello) error {

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -65,22 +64,19 @@ func run(ctx context.Context, addr, metricsAddr string) error {
 
 // echo handles the host's events until Run closes the channel.
 func echo(ctx context.Context, host *netloop.Host) error {
-	addrs := make(map[netloop.Peer]netip.AddrPort) // only Connect events carry the address
-	for ev := range host.Events() {
+	for ev := range host.Events() { // every event carries its peer's address
 		switch ev.Kind {
 		case netloop.EventConnect:
-			addrs[ev.Peer] = ev.Addr
 			fmt.Println("Connected:", ev.Addr)
 		case netloop.EventReceive:
-			fmt.Printf("Got message: %s from %v\n", ev.Payload, addrs[ev.Peer])
+			fmt.Printf("Got message: %s from %v\n", ev.Payload, ev.Addr)
 			err := host.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag)
 			if err != nil && !errors.Is(err, netloop.ErrClosed) && ctx.Err() == nil {
 				// The client has gone: its Disconnect event follows.
-				fmt.Fprintf(os.Stderr, "server: echo to %v: %v\n", addrs[ev.Peer], err)
+				fmt.Fprintf(os.Stderr, "server: echo to %v: %v\n", ev.Addr, err)
 			}
 		case netloop.EventDisconnect:
-			fmt.Printf("Disconnected: %v (%v)\n", addrs[ev.Peer], ev.Reason)
-			delete(addrs, ev.Peer)
+			fmt.Printf("Disconnected: %v (%v)\n", ev.Addr, ev.Reason)
 		}
 	}
 	return nil

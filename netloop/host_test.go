@@ -14,9 +14,11 @@ import (
 )
 
 // Tests of the Go equivalents of lua-enet's enet.* and host:* functions,
-// one per row of the reference table, named after the row.
+// one per row of the README's reference table, named after the Go call;
+// the comment of each names the lua-enet function.
 
-func TestLua_host_create(t *testing.T) {
+// lua-enet: enet.host_create(address).
+func TestNew(t *testing.T) {
 	for _, tc := range []struct {
 		addr string
 		ip   netip.Addr // the address Addr reports
@@ -43,7 +45,8 @@ func TestLua_host_create(t *testing.T) {
 	}
 }
 
-func TestLua_host_create_options(t *testing.T) {
+// lua-enet: enet.host_create(address, peer_count, channel_count, in_bandwidth, out_bandwidth).
+func TestNewOptions(t *testing.T) {
 	t.Run("peers", func(t *testing.T) {
 		for _, n := range []int{1, 3, netloop.MaxPeers} {
 			h := start(t, "127.0.0.1:0", netloop.WithPeers(n))
@@ -93,7 +96,8 @@ func TestLua_host_create_options(t *testing.T) {
 	})
 }
 
-func TestLua_host_create_errors(t *testing.T) {
+// lua-enet: enet.host_create with bad arguments.
+func TestNewErrors(t *testing.T) {
 	busy := start(t, "127.0.0.1:0")
 	for _, tc := range []struct {
 		name string
@@ -146,14 +150,16 @@ func TestLua_host_create_errors(t *testing.T) {
 	roundTrip(t, cli, busy, cp, expect(t, busy, netloop.EventConnect).Peer)
 }
 
-func TestLua_enet_linked_version(t *testing.T) {
+// lua-enet: enet.linked_version().
+func TestLinkedVersion(t *testing.T) {
 	v := netloop.LinkedVersion()
 	if !regexp.MustCompile(`^1\.3\.[0-9]+$`).MatchString(v) {
 		t.Fatalf("LinkedVersion() = %q, want 1.3.<patch>", v)
 	}
 }
 
-func TestLua_host_service(t *testing.T) {
+// lua-enet: host:service(timeout).
+func TestRun(t *testing.T) {
 	// Run drives the host; Events carries what service would return, in
 	// order, and is closed once Run has returned nil after cancellation.
 	srv, stop := launch(t, "127.0.0.1:0")
@@ -181,7 +187,8 @@ func TestLua_host_service(t *testing.T) {
 	}
 }
 
-func TestLua_host_check_events(t *testing.T) {
+// lua-enet: host:check_events().
+func TestCheckEvents(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	if ev, ok := srv.CheckEvents(); ok {
 		t.Fatalf("CheckEvents on an idle host returned %+v", ev)
@@ -207,7 +214,8 @@ func TestLua_host_check_events(t *testing.T) {
 	}
 }
 
-func TestLua_host_compress_with_range_coder(t *testing.T) {
+// lua-enet: host:compress_with_range_coder().
+func TestCompressWithRangeCoder(t *testing.T) {
 	srv := start(t, "127.0.0.1:0")
 	cli := start(t, "")
 	for _, h := range []*netloop.Host{srv, cli} {
@@ -235,7 +243,8 @@ func TestLua_host_compress_with_range_coder(t *testing.T) {
 	}
 }
 
-func TestLua_host_connect(t *testing.T) {
+// lua-enet: host:connect(address, channel_count, data).
+func TestConnect(t *testing.T) {
 	srv := start(t, "127.0.0.1:0", netloop.WithChannels(8))
 	cli := start(t, "", netloop.WithChannels(8), netloop.WithPeers(2))
 	const data = 0xDEADBEEF
@@ -314,7 +323,8 @@ func TestConnectFailed(t *testing.T) {
 	})
 }
 
-func TestLua_host_flush(t *testing.T) {
+// lua-enet: host:flush().
+func TestFlush(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	before := info(t, cli, cp).PacketsSent
 	for i := range 5 {
@@ -334,7 +344,8 @@ func TestLua_host_flush(t *testing.T) {
 	}
 }
 
-func TestLua_host_broadcast(t *testing.T) {
+// lua-enet: host:broadcast(data, channel, flag).
+func TestBroadcast(t *testing.T) {
 	srv := start(t, "127.0.0.1:0", netloop.WithChannels(2))
 	var clis []*netloop.Host
 	var cps []netloop.Peer
@@ -378,7 +389,8 @@ func TestLua_host_broadcast(t *testing.T) {
 	is(t, srv.Broadcast(ctx(t), 255, []byte("x"), netloop.Reliable), netloop.ErrChannel)
 }
 
-func TestLua_host_channel_limit(t *testing.T) {
+// lua-enet: host:channel_limit(limit).
+func TestSetChannelLimit(t *testing.T) {
 	srv := start(t, "127.0.0.1:0", netloop.WithChannels(8))
 	if err := srv.SetChannelLimit(ctx(t), 2); err != nil {
 		t.Fatalf("SetChannelLimit: %v", err)
@@ -410,7 +422,8 @@ func TestLua_host_channel_limit(t *testing.T) {
 	}
 }
 
-func TestLua_host_bandwidth_limit(t *testing.T) {
+// lua-enet: host:bandwidth_limit(incoming, outgoing).
+func TestSetBandwidthLimit(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	const in, out = 400_000, 200_000
 	if err := srv.SetBandwidthLimit(ctx(t), in, out); err != nil {
@@ -437,9 +450,9 @@ func TestLua_host_bandwidth_limit(t *testing.T) {
 	roundTrip(t, cli, srv, cp, sp)
 }
 
-// TestLua_host_totals covers total_sent_data, total_received_data and
-// service_time: Stats.
-func TestLua_host_totals(t *testing.T) {
+// TestStatsTotals covers Stats, lua-enet's host:total_sent_data(),
+// total_received_data() and service_time().
+func TestStatsTotals(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	c0, s0 := stats(t, cli), stats(t, srv)
 	const n, size = 10, 1000
@@ -484,7 +497,8 @@ func TestLua_host_totals(t *testing.T) {
 	}
 }
 
-func TestLua_host_peer_count(t *testing.T) {
+// lua-enet: host:peer_count().
+func TestPeerCount(t *testing.T) {
 	srv := start(t, "127.0.0.1:0", netloop.WithPeers(2))
 	if srv.PeerCount() != 2 {
 		t.Fatalf("PeerCount() = %d, want 2", srv.PeerCount())
@@ -514,7 +528,8 @@ func TestLua_host_peer_count(t *testing.T) {
 	}
 }
 
-func TestLua_host_get_peer(t *testing.T) {
+// lua-enet: host:get_peer(index).
+func TestPeerAt(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	for _, tc := range []struct {
 		h    *netloop.Host
@@ -542,7 +557,8 @@ func TestLua_host_get_peer(t *testing.T) {
 	}
 }
 
-func TestLua_host_get_socket_address(t *testing.T) {
+// lua-enet: host:get_socket_address().
+func TestAddr(t *testing.T) {
 	srv, cli, _, _ := pair(t, 1)
 	if a := srv.Addr(); a.Addr() != netip.MustParseAddr("127.0.0.1") || a.Port() == 0 {
 		t.Fatalf("server Addr() = %v", a)
@@ -555,8 +571,8 @@ func TestLua_host_get_socket_address(t *testing.T) {
 	}
 }
 
-// TestLua_host_destroy covers Close, Run and their orders.
-func TestLua_host_destroy(t *testing.T) {
+// TestClose covers Close, Run and their orders (lua-enet: host:destroy()).
+func TestClose(t *testing.T) {
 	t.Run("close before run", func(t *testing.T) {
 		h, err := netloop.New("127.0.0.1:0")
 		if err != nil {

@@ -11,13 +11,14 @@ import (
 )
 
 // Tests of the Go equivalents of lua-enet's peer:* functions, named after
-// the rows of the reference table. peer:receive has no equivalent: messages
-// come on Host.Events.
+// the Go call; the comment of each names the lua-enet function.
+// peer:receive has no equivalent here: messages come on Host.Events.
 
 // fast is a timeout that declares a silent peer lost within about a second.
 var fast = netloop.Timeout{Limit: 4, Minimum: 200 * time.Millisecond, Maximum: time.Second}
 
-func TestLua_peer_connect_id(t *testing.T) {
+// lua-enet: peer:connect_id().
+func TestPeerConnectID(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	roundTrip(t, cli, srv, cp, sp)
 	s, c := info(t, srv, sp), info(t, cli, cp)
@@ -26,7 +27,7 @@ func TestLua_peer_connect_id(t *testing.T) {
 	}
 }
 
-func TestLua_peer_info(t *testing.T) {
+func TestPeerInfo(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 2)
 	for range 5 {
 		roundTrip(t, cli, srv, cp, sp)
@@ -69,7 +70,8 @@ func TestLua_peer_info(t *testing.T) {
 	}
 }
 
-func TestLua_peer_disconnect(t *testing.T) {
+// lua-enet: peer:disconnect(data).
+func TestDisconnect(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	if err := cli.Disconnect(ctx(t), cp, 42); err != nil {
 		t.Fatalf("Disconnect: %v", err)
@@ -97,7 +99,8 @@ func noSends(t *testing.T, h *netloop.Host, p netloop.Peer) {
 	}
 }
 
-func TestLua_peer_disconnect_now(t *testing.T) {
+// lua-enet: peer:disconnect_now(data).
+func TestDisconnectNow(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	if err := cli.DisconnectNow(ctx(t), cp, 43); err != nil {
 		t.Fatalf("DisconnectNow: %v", err)
@@ -117,7 +120,8 @@ func TestLua_peer_disconnect_now(t *testing.T) {
 	is(t, cli.DisconnectNow(ctx(t), cp, 0), netloop.ErrStalePeer)
 }
 
-func TestLua_peer_disconnect_later(t *testing.T) {
+// lua-enet: peer:disconnect_later(data).
+func TestDisconnectLater(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	const n = 100
 	for i := range n {
@@ -138,7 +142,8 @@ func TestLua_peer_disconnect_later(t *testing.T) {
 	disconnected(t, cli, cp, netloop.ReasonLocal)
 }
 
-func TestLua_peer_index(t *testing.T) {
+// lua-enet: peer:index().
+func TestPeerIndex(t *testing.T) {
 	srv := start(t, "127.0.0.1:0", netloop.WithPeers(4))
 	seen := map[int]netloop.Peer{}
 	for range 3 {
@@ -165,9 +170,9 @@ func TestLua_peer_index(t *testing.T) {
 	}
 }
 
-// TestLua_peer_tostring: lua-enet's peer:__tostring gives "ip:port"; in Go
-// that is PeerInfo.Addr, and Peer.String names the handle.
-func TestLua_peer_tostring(t *testing.T) {
+// lua-enet: tostring(peer) gives "ip:port"; in Go that is PeerInfo.Addr,
+// and Peer.String names the handle.
+func TestPeerString(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	if a := info(t, cli, cp).Addr.String(); a != loopback(srv) {
 		t.Fatalf("client's peer at %q, want %q", a, loopback(srv))
@@ -185,7 +190,8 @@ func TestLua_peer_tostring(t *testing.T) {
 	}
 }
 
-func TestLua_peer_ping(t *testing.T) {
+// lua-enet: peer:ping().
+func TestPing(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	before := info(t, cli, cp).PacketsSent
 	if err := cli.Ping(ctx(t), cp); err != nil {
@@ -206,7 +212,8 @@ func TestLua_peer_ping(t *testing.T) {
 	is(t, cli.Ping(ctx(t), cp), netloop.ErrStalePeer)
 }
 
-func TestLua_peer_ping_interval(t *testing.T) {
+// lua-enet: peer:ping_interval(ms).
+func TestSetPingInterval(t *testing.T) {
 	_, cli, _, cp := pair(t, 1)
 	for _, tc := range []struct{ set, want time.Duration }{
 		{100 * time.Millisecond, 100 * time.Millisecond},
@@ -223,7 +230,8 @@ func TestLua_peer_ping_interval(t *testing.T) {
 	is(t, cli.SetPingInterval(ctx(t), cp, -time.Millisecond), netloop.ErrRange)
 }
 
-func TestLua_peer_reset(t *testing.T) {
+// lua-enet: peer:reset().
+func TestReset(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	// The server will notice the silence quickly.
 	if err := srv.SetTimeout(ctx(t), sp, fast); err != nil {
@@ -246,7 +254,8 @@ func TestLua_peer_reset(t *testing.T) {
 	is(t, cli.Reset(ctx(t), cp), netloop.ErrStalePeer)
 }
 
-func TestLua_peer_send(t *testing.T) {
+// lua-enet: peer:send(data, channel, flag).
+func TestSend(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 3)
 	for _, tc := range []struct {
 		flag netloop.Flag
@@ -291,7 +300,8 @@ func TestLua_peer_send(t *testing.T) {
 	})
 }
 
-func TestLua_peer_state(t *testing.T) {
+// lua-enet: peer:state().
+func TestPeerState(t *testing.T) {
 	names := []string{
 		"disconnected", "connecting", "acknowledging_connect", "connection_pending",
 		"connection_succeeded", "connected", "disconnect_later", "disconnecting",
@@ -366,7 +376,8 @@ func TestEventStrings(t *testing.T) {
 	}
 }
 
-func TestLua_peer_round_trip_time(t *testing.T) {
+// lua-enet: peer:round_trip_time(value).
+func TestSetRTT(t *testing.T) {
 	_, cli, _, cp := pair(t, 1)
 	quiet(t, cli, cp)
 	for _, d := range []time.Duration{123 * time.Millisecond, 7 * time.Millisecond} {
@@ -380,7 +391,8 @@ func TestLua_peer_round_trip_time(t *testing.T) {
 	is(t, cli.SetRTT(ctx(t), cp, -time.Millisecond), netloop.ErrRange)
 }
 
-func TestLua_peer_last_round_trip_time(t *testing.T) {
+// lua-enet: peer:last_round_trip_time(value).
+func TestSetLastRTT(t *testing.T) {
 	_, cli, _, cp := pair(t, 1)
 	quiet(t, cli, cp)
 	for _, d := range []time.Duration{77 * time.Millisecond, 3 * time.Millisecond} {
@@ -411,7 +423,8 @@ func quiet(t *testing.T, h *netloop.Host, p netloop.Peer) {
 	})
 }
 
-func TestLua_peer_throttle_configure(t *testing.T) {
+// lua-enet: peer:throttle_configure(interval, acceleration, deceleration).
+func TestConfigureThrottle(t *testing.T) {
 	srv, cli, sp, cp := pair(t, 1)
 	want := netloop.Throttle{Interval: 2500 * time.Millisecond, Acceleration: 3, Deceleration: 4}
 	if err := cli.ConfigureThrottle(ctx(t), cp, want); err != nil {
@@ -426,7 +439,8 @@ func TestLua_peer_throttle_configure(t *testing.T) {
 	roundTrip(t, cli, srv, cp, sp)
 }
 
-func TestLua_peer_timeout(t *testing.T) {
+// lua-enet: peer:timeout(limit, minimum, maximum).
+func TestSetTimeout(t *testing.T) {
 	t.Run("settings", func(t *testing.T) {
 		_, cli, _, cp := pair(t, 1)
 		for _, tc := range []struct{ set, want netloop.Timeout }{
