@@ -374,7 +374,7 @@ func TestTimeoutDetection(t *testing.T) {
 
 // testVanished connects a client to a session.Server through a proxy,
 // sets short timeouts on both ends, then blackholes the link: the server's
-// session ends with session.Timeout and the client's connection with
+// session ends with session.ReasonTimeout and the client's connection with
 // ReasonTimeout, each within the timeout maximum (plus the ping interval,
 // since only an unacknowledged command can time out, and slack).
 func testVanished(t *testing.T) {

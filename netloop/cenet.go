@@ -73,6 +73,8 @@ type chost struct {
 	ev []C.nl_event // the C event array, viewed from Go
 
 	scratch []byte // small messages on their way to C (see small)
+
+	owner owner // who may call: checked in enetkit_debug builds (owner_debug.go)
 }
 
 // cevent is one event of the current batch: a view into C memory that is
@@ -110,6 +112,7 @@ func newCHost(bind netip.AddrPort, peers, channels int, in, out uint32, batch in
 // destroy releases the host and everything attached; the chost must not be
 // used afterwards.
 func (c *chost) destroy() {
+	c.check()
 	C.nl_destroy(c.h, c.s)
 	c.h, c.s, c.ev = nil, nil, nil
 }
@@ -117,16 +120,23 @@ func (c *chost) destroy() {
 // pump services the host once, without waiting, and returns the batch of
 // events.
 func (c *chost) pump() []cevent {
+	c.check()
 	n := C.nl_pump(c.s)
 	return c.ev[:n]
 }
 
 // park sends held acknowledgements, then waits up to ms milliseconds for a
 // datagram.
-func (c *chost) park(ms int) { C.nl_park(c.s, C.int(ms)) }
+func (c *chost) park(ms int) {
+	c.check()
+	C.nl_park(c.s, C.int(ms))
+}
 
 // serviceFailed reports whether the last pump's enet_host_service failed.
-func (c *chost) serviceFailed() bool { return c.s.lastrc < 0 }
+func (c *chost) serviceFailed() bool {
+	c.check()
+	return c.s.lastrc < 0
+}
 
 // counters of the intercept, the service calls and the packet callback.
 type ccounters struct {
@@ -136,6 +146,7 @@ type ccounters struct {
 }
 
 func (c *chost) counters() ccounters {
+	c.check()
 	s := c.s
 	return ccounters{
 		heldAcks: uint64(s.cut), wakes: uint64(s.wakes), malformed: uint64(s.malformed), serviceErrors: uint64(s.serviceErrors),
@@ -144,20 +155,36 @@ func (c *chost) counters() ccounters {
 	}
 }
 
-func (c *chost) serviceErrors() uint64 { return uint64(c.s.serviceErrors) }
+func (c *chost) serviceErrors() uint64 {
+	c.check()
+	return uint64(c.s.serviceErrors)
+}
 
 // halfOpen counts the slots whose CONNECT was answered and whose peer has
 // not yet acknowledged the answer.
-func (c *chost) halfOpen() int { return int(C.nl_half_open(c.h)) }
+func (c *chost) halfOpen() int {
+	c.check()
+	return int(C.nl_half_open(c.h))
+}
 
 // setPerAddress sets how many connections one address may hold.
-func (c *chost) setPerAddress(n int) { c.s.perAddress = C.size_t(n) }
+func (c *chost) setPerAddress(n int) {
+	c.check()
+	c.s.perAddress = C.size_t(n)
+}
 
-func (c *chost) flush()         { C.nl_flush(c.h, c.s) }
-func (c *chost) readable() bool { return C.nl_readable(c.h) != 0 }
+func (c *chost) flush() {
+	c.check()
+	C.nl_flush(c.h, c.s)
+}
+func (c *chost) readable() bool {
+	c.check()
+	return C.nl_readable(c.h) != 0
+}
 
 // flushHeld sends acknowledgements held back by the last pump, if any.
 func (c *chost) flushHeld() {
+	c.check()
 	if c.s.held != 0 {
 		c.flush()
 	}
@@ -168,6 +195,7 @@ func (c *chost) flushHeld() {
 // than 1.3, whose receive loop nl_intercept relies on: a read error ends
 // it, and it reads at most 256 datagrams.
 func (c *chost) setCoalesce(on bool) {
+	c.check()
 	c.s.coalesce = 0
 	if v := uint32(C.enet_linked_version()); on && v>>16&0xff == 1 && v>>8&0xff == 3 {
 		c.s.coalesce = 1
@@ -207,6 +235,7 @@ const (
 // (destroyed unless it was sent) or, for a small message, in a packet made
 // here: one cgo call either way.
 func (c *chost) send(idx uint16, cmd *command) sent {
+	c.check()
 	if cmd.pkt.p != nil {
 		return sent(C.nl_peer_send(c.s, C.enet_uint16(idx), C.enet_uint8(cmd.ch), cmd.pkt.p))
 	}
@@ -217,6 +246,7 @@ func (c *chost) send(idx uint16, cmd *command) sent {
 // packetOf returns cmd's packet, made here from its small message if it
 // carries one.
 func (c *chost) packetOf(cmd *command) (packet, error) {
+	c.check()
 	if cmd.pkt.p != nil {
 		return cmd.pkt, nil
 	}
@@ -226,6 +256,7 @@ func (c *chost) packetOf(cmd *command) (packet, error) {
 // small copies cmd's small message into the chost's scratch buffer: C may
 // not be handed a pointer into the command, which holds Go pointers.
 func (c *chost) small(cmd *command) []byte {
+	c.check()
 	if c.scratch == nil {
 		c.scratch = make([]byte, smallMessage)
 	}
@@ -236,6 +267,7 @@ func (c *chost) small(cmd *command) []byte {
 // each came to into result, and returns how many took it; p is destroyed if
 // none did.
 func (c *chost) multicast(idx []uint16, ch uint8, p packet, result []sent) int {
+	c.check()
 	if len(idx) == 0 {
 		p.destroy()
 		return 0
@@ -244,16 +276,21 @@ func (c *chost) multicast(idx []uint16, ch uint8, p packet, result []sent) int {
 }
 
 // queuedBytes walks the outgoing queues of the peer in slot idx.
-func (c *chost) queuedBytes(idx uint16) int { return int(C.nl_queued_bytes(c.h, C.enet_uint16(idx))) }
+func (c *chost) queuedBytes(idx uint16) int {
+	c.check()
+	return int(C.nl_queued_bytes(c.h, C.enet_uint16(idx)))
+}
 
 // throttled counts the unicast unreliable packets ENet's throttle dropped
 // for the connection in slot idx.
 func (c *chost) throttled(idx uint16) uint64 {
+	c.check()
 	return *(*uint64)(unsafe.Pointer(uintptr(unsafe.Pointer(c.s.throttledPeer)) + uintptr(idx)*8))
 }
 
 // connect starts a connection and returns the slot index it uses.
 func (c *chost) connect(to netip.AddrPort, channels int, data uint32) (uint16, bool) {
+	c.check()
 	ip := to.Addr().As4()
 	// ENet keeps the address in network byte order: the bytes as they stand.
 	host := *(*uint32)(unsafe.Pointer(&ip[0]))
@@ -267,6 +304,7 @@ func (c *chost) connect(to netip.AddrPort, channels int, data uint32) (uint16, b
 // socketBuffers sets the socket's receive and send buffer sizes (those > 0)
 // and returns them as the kernel reports them.
 func (c *chost) socketBuffers(rcv, snd int) (int, int, error) {
+	c.check()
 	var r, w C.int
 	if C.nl_socket_buffers(c.h, C.int(rcv), C.int(snd), &r, &w) < 0 {
 		return 0, 0, errors.New("setsockopt/getsockopt failed")
@@ -276,6 +314,7 @@ func (c *chost) socketBuffers(rcv, snd int) (int, int, error) {
 
 // localAddr is the address the host's socket is bound to.
 func (c *chost) localAddr() (netip.AddrPort, error) {
+	c.check()
 	var host C.enet_uint32
 	var port C.enet_uint16
 	if C.nl_socket_address(c.h, &host, &port) < 0 {
@@ -291,6 +330,7 @@ func addrPort(host uint32, port uint16) netip.AddrPort {
 }
 
 func (c *chost) peerInfo(idx uint16) PeerInfo {
+	c.check()
 	var o C.nl_peer_info
 	C.nl_peer_info_get(c.h, C.enet_uint16(idx), &o)
 	return PeerInfo{
@@ -330,6 +370,7 @@ type totals struct {
 
 // totals reads, without a cgo call, what the last pump took.
 func (c *chost) totals() totals {
+	c.check()
 	t := &c.s.tot
 	return totals{uint32(t.sentData), uint32(t.sentPackets), uint32(t.receivedData), uint32(t.receivedPackets), uint32(t.serviceTime), uint32(t.connectedPeers)}
 }
@@ -345,27 +386,45 @@ const (
 )
 
 func (c *chost) peerDisconnect(idx uint16, w how, data uint32) {
+	c.check()
 	C.nl_peer_disconnect(c.h, c.s, C.enet_uint16(idx), C.nl_how(w), C.enet_uint32(data))
 }
-func (c *chost) peerPing(idx uint16) { C.nl_peer_ping(c.h, C.enet_uint16(idx)) }
+func (c *chost) peerPing(idx uint16) {
+	c.check()
+	C.nl_peer_ping(c.h, C.enet_uint16(idx))
+}
 func (c *chost) setPingInterval(idx uint16, ms uint32) {
+	c.check()
 	C.nl_set_ping_interval(c.h, C.enet_uint16(idx), C.enet_uint32(ms))
 }
 func (c *chost) setTimeout(idx uint16, limit, min, max uint32) {
+	c.check()
 	C.nl_peer_timeout(c.h, C.enet_uint16(idx), C.enet_uint32(limit), C.enet_uint32(min), C.enet_uint32(max))
 }
 func (c *chost) setThrottle(idx uint16, interval, acc, dec uint32) {
+	c.check()
 	C.nl_peer_throttle(c.h, C.enet_uint16(idx), C.enet_uint32(interval), C.enet_uint32(acc), C.enet_uint32(dec))
 }
-func (c *chost) setRTT(idx uint16, v uint32) { C.nl_set_rtt(c.h, C.enet_uint16(idx), C.enet_uint32(v)) }
+func (c *chost) setRTT(idx uint16, v uint32) {
+	c.check()
+	C.nl_set_rtt(c.h, C.enet_uint16(idx), C.enet_uint32(v))
+}
 func (c *chost) setLastRTT(idx uint16, v uint32) {
+	c.check()
 	C.nl_set_last_rtt(c.h, C.enet_uint16(idx), C.enet_uint32(v))
 }
-func (c *chost) setChannelLimit(n int) { C.enet_host_channel_limit(c.h, C.size_t(n)) }
+func (c *chost) setChannelLimit(n int) {
+	c.check()
+	C.enet_host_channel_limit(c.h, C.size_t(n))
+}
 func (c *chost) setBandwidthLimit(in, out uint32) {
+	c.check()
 	C.enet_host_bandwidth_limit(c.h, C.enet_uint32(in), C.enet_uint32(out))
 }
-func (c *chost) compressWithRangeCoder() error { return c.g.CompressWithRangeCoder() }
+func (c *chost) compressWithRangeCoder() error {
+	c.check()
+	return c.g.CompressWithRangeCoder()
+}
 
 // eventPayload copies a receive event's bytes into Go memory: the one copy a
 // received message costs.

@@ -11,10 +11,10 @@
 //	g.Go(func() error {
 //		for ev := range h.Events() {
 //			switch ev.Kind {
-//			case netloop.Connect:    // ev.Peer, ev.Addr, ev.Data
-//			case netloop.Receive:    // ev.Peer, ev.Channel, ev.Flag, ev.Payload
+//			case netloop.EventConnect:    // ev.Peer, ev.Addr, ev.Data
+//			case netloop.EventReceive:    // ev.Peer, ev.Channel, ev.Flag, ev.Payload
 //				h.Send(ctx, ev.Peer, ev.Channel, ev.Payload, ev.Flag)
-//			case netloop.Disconnect: // ev.Peer, ev.Reason, ev.Data
+//			case netloop.EventDisconnect: // ev.Peer, ev.Reason, ev.Data
 //			}
 //		}
 //		return nil
@@ -22,6 +22,41 @@
 //	return g.Wait()
 //
 // Every lua-enet call has an equivalent here; the README lists them.
+//
+// # Vocabulary
+//
+// netloop, session and dispatch use one set of words, each for one thing:
+//
+//   - Events: an Event's Kind is EventConnect, EventReceive or
+//     EventDisconnect. The verbs alone (Connect, Disconnect) are calls.
+//   - End reasons: why a connection (netloop.Reason) or a session
+//     (session.Reason) ended, always Reason<Why>: ReasonRemote,
+//     ReasonTimeout, ReasonShutdown, ReasonSlow... A session's reason says
+//     more than its connection's (ReasonKicked, ReasonHandlerError).
+//   - Slow consumers: what to do with a received message for a consumer
+//     that has fallen behind, SlowPolicy in netloop (the Events consumer)
+//     and in session (a handler's inbox): SlowDropUnreliable (the default:
+//     drop unreliable messages, disconnect rather than leave a gap in a
+//     reliable stream), SlowDropAll, SlowDisconnect. The end it causes is
+//     ReasonSlow.
+//   - The outbound limit: what to do with a message for a peer that does not
+//     take what it is sent, OutboundPolicy: OutboundDropUnreliable,
+//     OutboundDisconnect, OutboundWait; the end is ReasonOutboundLimit.
+//   - Bad messages (dispatch): RejectPolicy (RejectDrop, RejectDisconnect)
+//     says what a Mux does with one, RejectReason says why it is one.
+//   - Timeouts: Timeout is ENet's settings for declaring a peer lost
+//     (SetTimeout, or WithTimeout for every connection); the end is
+//     ReasonTimeout. A zero field of Timeout or Throttle means ENet's default.
+//   - Options: a constructor's options are checked when it runs; one out of
+//     range makes it return an error (ErrRange here, ErrOption in the other
+//     packages), never a silent clamp. Options that set a size and options
+//     that set a policy are separate (WithMaxPending, WithSlowPolicy).
+//   - Gone peers: errors.Is(err, ErrGone) holds for every error that means
+//     the connection is over (ErrClosed, ErrStalePeer, ErrNotConnected, and
+//     a session's EndError): the one check a sender needs.
+//   - Sends: the context, then where, then what: Host.Send(ctx, peer, ch,
+//     data, flag), Session.Send(ctx, ch, data, flag), and for a declared
+//     dispatch.Route, Route.Send(ctx, session, v).
 //
 // # Ownership
 //
@@ -86,8 +121,9 @@
 // Reset, for which ENet itself reports nothing. The loop never blocks on the
 // consumer: events that do not fit the channel wait in a queue of up to
 // WithMaxPending events. Beyond that, received messages are dropped by the
-// slow-consumer policy (SlowPolicy) (by default a peer whose reliable message is dropped is
-// disconnected, so that no connection sees a gap) and counted in Stats.
+// slow-consumer policy (WithSlowPolicy; by default a peer whose reliable
+// message is dropped is disconnected, so that no connection sees a gap) and
+// counted in Stats.
 // Connect and Disconnect events are never dropped.
 //
 // # Sending
@@ -152,5 +188,13 @@
 // until they acknowledge or the drain timeout passes, resets the rest,
 // destroys the ENet host, delivers the remaining events (waiting at most
 // the drain timeout again for a consumer that stopped reading) and closes
-// Events. No goroutine outlives Run.
+// Events. No goroutine outlives Run. Stats still answers after Run has
+// returned, with the final counters.
+//
+// # Debugging
+//
+// Built with the enetkit_debug tag (go test -tags enetkit_debug), every
+// call into ENet checks that it runs on the goroutine that owns the host
+// and panics otherwise, as x/net/http2's serveG.check() does. The check
+// walks the stack, so normal builds leave it out.
 package netloop

@@ -103,6 +103,7 @@ type loop struct {
 var nextSeq atomic.Uint64
 
 func newLoop(h *Host, c *chost) *loop {
+	c.own() // from here, only this goroutine calls c
 	return &loop{h: h, c: c, log: h.log, slots: make([]peerState, len(h.slots)), gap: h.cfg.park}
 }
 

@@ -5,7 +5,7 @@
 //
 //	host, err := netloop.New("*:6789", netloop.WithPeers(1024))
 //	if err != nil { ... }
-//	srv := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
+//	srv, err := session.New(host, session.HandlerFunc(func(ctx context.Context, s *session.Session) error {
 //		for {
 //			m, err := s.Receive(ctx)
 //			if err != nil {
@@ -16,15 +16,23 @@
 //			}
 //		}
 //	}))
+//	if err != nil { ... }
 //	return srv.Run(ctx) // runs the host and the sessions; drains on cancel
+//
+// The words for end reasons, slow-consumer policies and gone peers are
+// netloop's (see its Vocabulary): Reason<Why>, Slow<Policy>, and
+// errors.Is(err, netloop.ErrGone) for a send to a session that has ended.
 //
 // # Guarantees
 //
 // A session sees, strictly in order for its peer, every message received
 // after its connect (with channel and flag), then its end: Receive returns
-// the messages, then an *EndError with the Reason (remote disconnect and its
-// data, timeout, closed, kicked, shutdown, slow consumer, handler error or
-// panic), which is also context.Cause of the session's Context. Session IDs
+// the messages, then an *EndError with the Reason (ReasonRemote with the
+// peer's data, ReasonTimeout, ReasonClosed, ReasonKicked, ReasonShutdown,
+// ReasonSlow, ReasonHandlerError or ReasonHandlerPanic), which is also
+// context.Cause of the session's Context. The Context is cancelled at the
+// end, while Receive still returns the messages that came before it: work
+// a handler must finish for them takes context.WithoutCancel(ctx). Session IDs
 // are never reused while the process lives, however ENet reuses its peer
 // slots.
 //
@@ -40,7 +48,7 @@
 // A handler that returns an error or panics ends its own session only. When
 // Run's context is cancelled the host drains (see netloop): it stops
 // accepting peers, delivers what was queued, disconnects every peer, and
-// every session ends with Shutdown; Run returns nil after every handler has
+// every session ends with ReasonShutdown; Run returns nil after every handler has
 // returned.
 //
 // # Groups

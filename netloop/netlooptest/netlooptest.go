@@ -5,7 +5,7 @@
 //	srv := netlooptest.Start(t, "127.0.0.1:0")
 //	cli := netlooptest.Start(t, "")
 //	p := netlooptest.Dial(t, cli, srv.Addr().String(), 1, 0)
-//	ev := netlooptest.Expect(t, srv, netloop.Connect)
+//	ev := netlooptest.Expect(t, srv, netloop.EventConnect)
 package netlooptest
 
 import (
