@@ -636,11 +636,11 @@ func (n *Node) leave() {
 func splitHostPort(addr string) (string, int, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: listen address %q: %w", ErrConfig, addr, err)
+		return "", 0, fmt.Errorf("%w: listen address %q: %w", ErrOption, addr, err)
 	}
 	port, err := strconv.Atoi(p)
 	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("%w: listen address %q: bad port", ErrConfig, addr)
+		return "", 0, fmt.Errorf("%w: listen address %q: bad port", ErrOption, addr)
 	}
 	if host == "" {
 		host = "0.0.0.0"

@@ -28,8 +28,8 @@ var (
 	// ErrBadName: a user id, group, service or node name is empty, too long
 	// or has control characters.
 	ErrBadName = errors.New("cluster: bad name")
-	// ErrConfig: the options given to New are inconsistent.
-	ErrConfig = errors.New("cluster: bad configuration")
+	// ErrOption: an option given to New is out of range or inconsistent.
+	ErrOption = errors.New("cluster: option out of range")
 	// ErrRunning: Run was called on a node that runs or ran already.
 	ErrRunning = errors.New("cluster: node ran already")
 	// ErrTaken: Bind with the Refuse policy found the user logged in on a live node.
@@ -147,7 +147,7 @@ type config struct {
 func WithURL(url string) Option {
 	return func(c *config) error {
 		if url == "" {
-			return fmt.Errorf("%w: empty NATS URL", ErrConfig)
+			return fmt.Errorf("%w: empty NATS URL", ErrOption)
 		}
 		c.url = url
 		return nil
@@ -188,7 +188,7 @@ func WithAddr(addr string) Option {
 func WithCapacity(n int) Option {
 	return func(c *config) error {
 		if n < 0 {
-			return fmt.Errorf("%w: capacity %d", ErrConfig, n)
+			return fmt.Errorf("%w: capacity %d", ErrOption, n)
 		}
 		c.capacity = n
 		return nil
@@ -202,7 +202,7 @@ func WithCapacity(n int) Option {
 func WithTTL(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 400*time.Millisecond {
-			return fmt.Errorf("%w: TTL %v below 400ms", ErrConfig, d)
+			return fmt.Errorf("%w: TTL %v below 400ms", ErrOption, d)
 		}
 		c.ttl = d
 		return nil
@@ -214,7 +214,7 @@ func WithTTL(d time.Duration) Option {
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: timeout %v", ErrConfig, d)
+			return fmt.Errorf("%w: timeout %v", ErrOption, d)
 		}
 		c.timeout = d
 		return nil
@@ -242,7 +242,7 @@ func WithPrefix(p string) Option {
 func WithLoginPolicy(p LoginPolicy) Option {
 	return func(c *config) error {
 		if p > LoginRefuse {
-			return fmt.Errorf("%w: login policy %d", ErrConfig, p)
+			return fmt.Errorf("%w: login policy %d", ErrOption, p)
 		}
 		c.policy = p
 		return nil
@@ -348,11 +348,11 @@ func New(srv *session.Server, opts ...Option) (*Node, error) {
 	}
 	switch {
 	case srv == nil:
-		return nil, fmt.Errorf("%w: nil server", ErrConfig)
+		return nil, fmt.Errorf("%w: nil server", ErrOption)
 	case c.url == "" && !c.embedded:
-		return nil, fmt.Errorf("%w: neither WithURL nor WithServer", ErrConfig)
+		return nil, fmt.Errorf("%w: neither WithURL nor WithServer", ErrOption)
 	case c.url != "" && c.embedded:
-		return nil, fmt.Errorf("%w: both WithURL and WithServer", ErrConfig)
+		return nil, fmt.Errorf("%w: both WithURL and WithServer", ErrOption)
 	}
 	if c.id == "" {
 		c.id = nuid.Next()
