@@ -20,7 +20,9 @@ type Group struct {
 	byHost  atomic.Pointer[[][]netloop.Peer] // the same, per host, with several hosts (NewForGroup)
 }
 
-// NewGroup returns an empty group of the server's sessions.
+// NewGroup returns an empty group of the server's sessions. A handler that
+// makes groups as it goes needs no reference to the server kept from
+// set-up: Session.Server gives it.
 func (srv *Server) NewGroup() *Group {
 	g := &Group{srv: srv, members: make(map[*Session]struct{})}
 	g.publish()

@@ -121,7 +121,6 @@ func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr 
 	if err != nil {
 		return err
 	}
-	c.srv = srv // before Run: groups are made on the sessions' goroutines
 	runSessions := srv.Run
 	if cc.url != "" || cc.listen != "" {
 		cm, err := metrics.NewCluster(metrics.WithRegisterer(reg))
@@ -162,7 +161,6 @@ func run(ctx context.Context, addr string, peers int, verbose bool, metricsAddr 
 type chat struct {
 	log  *zap.Logger
 	mux  *dispatch.Mux
-	srv  *session.Server
 	node *cluster.Node // nil when the server runs alone
 
 	// mu guards nicks, rooms and every room's history. Broadcasts to a room
@@ -296,7 +294,7 @@ func (c *chat) join(ctx context.Context, s *session.Session, m *member, j chatpr
 		if c.node != nil {
 			r.cg, _ = c.node.Group(j.Room) // the name is checked
 		} else {
-			r.members = c.srv.NewGroup()
+			r.members = s.Server().NewGroup() // the server of the session that makes it
 		}
 		c.rooms[j.Room] = r
 	}
