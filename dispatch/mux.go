@@ -40,114 +40,12 @@ func (f HandlerFunc) ServeMessage(ctx context.Context, m *Message) error { retur
 // Middleware wraps a Handler.
 type Middleware func(Handler) Handler
 
-// RejectPolicy is what a Mux does with a bad message: an unknown type, a
-// malformed prefix, a payload its codec cannot decode, a message over the
-// size limit, or one over the rate limit. Every bad message is counted
-// (Stats) and reported to the Observer.
-type RejectPolicy uint8
-
-const (
-	// RejectDrop drops the message and goes on. The default.
-	RejectDrop RejectPolicy = iota
-	// RejectDisconnect ends the session, with an error wrapping the reason
-	// (session.ReasonHandlerError).
-	RejectDisconnect
-)
-
-// RejectReason says why a Mux rejected a message: the kind of bad message
-// it is. Each reason has its sentinel error (Err) and its count in Stats.
-type RejectReason uint8
-
-const (
-	// RejectUnknownType: no handler for the message's type (ErrUnknownType).
-	RejectUnknownType RejectReason = iota + 1
-	// RejectMalformed: the type prefix is malformed (ErrMalformed, ErrTypeRange).
-	RejectMalformed
-	// RejectUndecodable: the codec could not decode the payload (ErrDecode).
-	RejectUndecodable
-	// RejectTooLarge: the message is over the Mux's size limit (ErrTooLarge).
-	RejectTooLarge
-	// RejectRateLimited: the session sends faster than RateLimit allows
-	// (ErrRateLimited).
-	RejectRateLimited
-)
-
-// RejectReasons lists every RejectReason, in order.
-var RejectReasons = [...]RejectReason{RejectUnknownType, RejectMalformed, RejectUndecodable, RejectTooLarge, RejectRateLimited}
-
-var rejectNames = [...]string{"", "unknown_type", "malformed", "undecodable", "too_large", "rate_limited"}
-
-// String names the reason; metrics use it as a label value.
-func (r RejectReason) String() string {
-	if int(r) < len(rejectNames) && r != 0 {
-		return rejectNames[r]
-	}
-	return fmt.Sprintf("RejectReason(%d)", uint8(r))
-}
-
-// Err returns the reason's sentinel error (for RejectMalformed,
-// ErrMalformed; a type prefix out of range is an ErrTypeRange).
-func (r RejectReason) Err() error {
-	switch r {
-	case RejectUnknownType:
-		return ErrUnknownType
-	case RejectUndecodable:
-		return ErrDecode
-	case RejectTooLarge:
-		return ErrTooLarge
-	case RejectRateLimited:
-		return ErrRateLimited
-	}
-	return ErrMalformed
-}
-
-// rejectReasonOf classifies the error of a bad message.
-func rejectReasonOf(err error) RejectReason {
-	for _, r := range RejectReasons {
-		if errors.Is(err, r.Err()) {
-			return r
-		}
-	}
-	return RejectMalformed
-}
-
-// Errors for bad messages, besides ErrMalformed.
-var (
-	// ErrUnknownType: no handler for the message's type.
-	ErrUnknownType = errors.New("dispatch: unknown message type")
-	// ErrDecode: the payload could not be decoded.
-	ErrDecode = errors.New("dispatch: undecodable payload")
-	// ErrTooLarge: the message is over the Mux's size limit.
-	ErrTooLarge = errors.New("dispatch: message too large")
-	// ErrRateLimited: the session sends faster than RateLimit allows.
-	ErrRateLimited = errors.New("dispatch: rate limit exceeded")
-)
-
 // Observer is told about each message (package metrics implements it). Its
 // methods are called from session goroutines and must not block.
 type Observer interface {
 	MessageHandled(typ uint32, d time.Duration, err error)
 	MessageRejected(typ uint32, reason RejectReason, err error)
 }
-
-// Option configures a Mux.
-type Option func(*Mux)
-
-// ErrOption: NewMux was given an option out of range.
-var ErrOption = errors.New("dispatch: option out of range")
-
-// WithMaxSize sets the largest message accepted, in bytes: 1 to
-// netloop.MaxMessageSize (default 64 KiB).
-func WithMaxSize(n int) Option { return func(m *Mux) { m.maxSize = n } }
-
-// WithRejectPolicy sets the bad-message policy (default RejectDrop).
-func WithRejectPolicy(p RejectPolicy) Option { return func(m *Mux) { m.policy = p } }
-
-// WithLogger sets the logger (default: none).
-func WithLogger(l *zap.Logger) Option { return func(m *Mux) { m.log = l } }
-
-// WithObserver sets an observer of messages.
-func WithObserver(o Observer) Option { return func(m *Mux) { m.obs = o } }
 
 // Mux routes each message of a session to the handler registered for its
 // type or, for channels registered with HandleChannel, for its channel. It
@@ -413,32 +311,6 @@ func (m *Mux) serve(ctx context.Context, msg *Message, in session.Message) error
 	if err != nil {
 		m.stats.failed.Add(1)
 		return fmt.Errorf("dispatch: type %d: %w", msg.Type, err)
-	}
-	return nil
-}
-
-// reject applies the policy to a bad message.
-func (m *Mux) reject(msg *Message, why error) error {
-	c := &m.stats
-	reason := rejectReasonOf(why)
-	switch reason {
-	case RejectUnknownType:
-		c.unknown.Add(1)
-	case RejectUndecodable:
-		c.undecodable.Add(1)
-	case RejectTooLarge:
-		c.tooLarge.Add(1)
-	case RejectRateLimited:
-		c.rateLimited.Add(1)
-	default:
-		c.malformed.Add(1)
-	}
-	if m.obs != nil {
-		m.obs.MessageRejected(msg.Type, reason, why)
-	}
-	m.log.Debug("bad message", zap.Uint64("session", msg.Session.ID()), zap.Uint32("type", msg.Type), zap.Error(why))
-	if m.policy == RejectDisconnect {
-		return why
 	}
 	return nil
 }
