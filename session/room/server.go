@@ -607,8 +607,20 @@ func (srv *Server) joinRequest(ctx context.Context, s *session.Session, req Join
 		if err != nil {
 			return refuse(err)
 		}
+		// Once the room has the join, its outcome is the room's alone: a
+		// refusal gives the seat back there, and this goroutine waits for
+		// it even if its session ends meanwhile (then the member, seated,
+		// leaves or drops as the session's end says). Giving up here
+		// instead would give the seat back while the room seats the
+		// player.
 		res := make(chan error, 1)
-		if err := r.do(ctx, func() { res <- r.join(p, s, req) }); err != nil {
+		if err := r.hand(ctx, func() {
+			err := r.join(p, s, req)
+			if err != nil {
+				srv.release(r, nil)
+			}
+			res <- err
+		}); err != nil {
 			srv.release(r, nil)
 			if errors.Is(err, ErrNoRoom) && req.Room == "" && try < 3 {
 				continue
@@ -616,7 +628,6 @@ func (srv *Server) joinRequest(ctx context.Context, s *session.Session, req Join
 			return refuse(err)
 		}
 		if err := <-res; err != nil {
-			srv.release(r, nil)
 			return refuse(err)
 		}
 		return nil
