@@ -33,20 +33,18 @@ func holdJoin(p *room.Player) {
 // and no seat counted, or the seat was given back twice.)
 func TestJoinEndsInFlight(t *testing.T) {
 	f := start(t, room.WithEmptyGrace(time.Hour))
-	id, err := f.srv.Create("counter", map[string]string{"max": "2"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := rawDial(t, f.addr)
 	if err := room.Hello.Send(ctxT(t), r, room.HelloMsg{Name: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	next(t, r, room.Welcome)
 	meta := map[string]string{"pass": "ok", "gate": "1"}
-	if err := room.JoinRequest.Send(ctxT(t), r, room.JoinMsg{Req: 1, Room: id, Meta: meta}); err != nil {
+	join := room.JoinMsg{Req: 1, Kind: "counter", Params: map[string]string{"max": "2"}, Meta: meta}
+	if err := room.JoinRequest.Send(ctxT(t), r, join); err != nil {
 		t.Fatal(err)
 	}
 	f.expect(t, "attempt x")
+	id := f.srv.List("counter")[0].ID
 	if err := r.h.Disconnect(ctxT(t), r.p, 0); err != nil {
 		t.Fatal(err)
 	}
