@@ -736,7 +736,11 @@ func (r *Room) back(m *Member, s *session.Session) {
 func (r *Room) startEmpty() {
 	r.stopEmpty()
 	r.empty = r.After(r.srv.emptyGrace, func() {
-		if r.count == 0 {
+		switch {
+		case r.count > 0:
+		case r.srv.held(r) > 0:
+			r.startEmpty() // a seat is reserved: its player is on the way
+		default:
 			r.closing = true
 		}
 	}).t
