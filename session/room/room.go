@@ -493,10 +493,10 @@ func (r *Room) post(ctx context.Context, f func()) bool {
 func (r *Room) run(ctx context.Context) {
 	defer close(r.stopping)
 	start := time.Now()
-	next := start.Add(r.period)
+	next := r.srv.firstTick(r.period, start)
 	last := start
 	early := r.srv.early
-	tm := time.NewTimer(r.period - early)
+	tm := time.NewTimer(time.Until(next) - early)
 	defer tm.Stop()
 	for !r.closing {
 		select {
@@ -564,7 +564,7 @@ func (r *Room) step(due time.Time, elapsed, late time.Duration) {
 	r.spare = batch[:0]
 	r.flush()
 	if o := r.srv.obs; o != nil {
-		o.Ticked(r.kind.name, TickInfo{Late: late, Duration: took, Inputs: len(kept), Overrun: late >= r.period})
+		o.Ticked(r.kind.name, TickInfo{Room: r.id, Due: due, Late: late, Duration: took, Inputs: len(kept), Overrun: late >= r.period})
 	}
 }
 

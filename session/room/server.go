@@ -35,6 +35,8 @@ type Observer interface {
 
 // TickInfo describes one tick, for an Observer.
 type TickInfo struct {
+	Room     string        // the room's ID
+	Due      time.Time     // the tick's deadline
 	Late     time.Duration // how long after its deadline the tick began
 	Duration time.Duration // how long the Tick hook ran
 	Inputs   int           // inputs in the tick's batch
@@ -103,6 +105,8 @@ type Server struct {
 	players  map[string]*Player
 	nextID   uint64 // players
 	nextRoom uint64
+	epoch    time.Time // phases of ticks count from here
+	phases   uint64    // rooms given a phase
 	running  bool
 	closed   bool
 }
@@ -337,6 +341,7 @@ func (srv *Server) Run(ctx context.Context) error {
 	roomsCtx, stopRooms := context.WithCancel(ctx)
 	defer stopRooms()
 	srv.running, srv.ctx, srv.roomsCtx = true, sctx, roomsCtx
+	srv.epoch = time.Now()
 	srv.mu.Unlock()
 
 	errc := make(chan error, 1)

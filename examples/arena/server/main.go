@@ -50,7 +50,7 @@ type config struct {
 	tickHz, peers               int
 	window, liveness            time.Duration
 	verbose, throttle, precise  bool
-	cpuProfile                  string
+	cpuProfile, tickLog         string
 }
 
 func main() {
@@ -64,6 +64,7 @@ func main() {
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
 	flag.BoolVar(&c.precise, "precise", false, "precise ticks (room.WithPreciseTicks): lower lateness, more CPU")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
+	flag.StringVar(&c.tickLog, "ticklog", "", "write every tick (room, deadline, lateness; CSV) to `file` at the end")
 	flag.BoolVar(&c.verbose, "v", false, "log at debug level (default: warnings and errors only)")
 	flag.BoolVar(&c.throttle, "throttle", false, "keep ENet's unreliable packet throttle (default: snapshots are never throttled)")
 	flag.Parse()
@@ -102,7 +103,7 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	rec := &recorder{Rooms: rm}
+	rec := &recorder{Rooms: rm, logTicks: c.tickLog != "", roomIdx: make(map[string]int32)}
 	hm, err := metrics.New(reg) // the host's, the sessions' and the messages' figures
 	if err != nil {
 		return err
@@ -160,12 +161,20 @@ func run(ctx context.Context, c config) error {
 	}
 	start := time.Now()
 	cpu0 := cpuTime()
+	sched0 := readSched()
 	fmt.Printf("listening on %s, %d Hz\n", host.Addr(), c.tickHz)
 	g.Go(func() error { return srv.Run(gctx) })
 	err = g.Wait()
 	rep := rec.report(time.Since(start), cpuTime()-cpu0)
+	sq := schedQuantiles(sched0, readSched(), .5, .99)
+	rep.SchedP50us, rep.SchedP99us = float64(sq[0].Microseconds()), float64(sq[1].Microseconds())
 	b, _ := json.Marshal(rep)
 	fmt.Println(string(b))
+	if c.tickLog != "" {
+		if werr := rec.writeTicks(c.tickLog); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	return err
 }
 
@@ -228,13 +237,17 @@ func cpuTime() time.Duration {
 
 // report is the server's last line.
 type report struct {
-	Seconds     float64 `json:"seconds"`
-	CPUPercent  float64 `json:"cpu_percent"` // of one core, over the run
-	Ticks       uint64  `json:"ticks"`
-	Overruns    uint64  `json:"overruns"`
-	LateP50us   float64 `json:"tick_late_p50_us"`
-	LateP99us   float64 `json:"tick_late_p99_us"`
-	LateMaxus   float64 `json:"tick_late_max_us"`
+	Seconds    float64 `json:"seconds"`
+	CPUPercent float64 `json:"cpu_percent"` // of one core, over the run
+	Ticks      uint64  `json:"ticks"`
+	Overruns   uint64  `json:"overruns"`
+	LateP50us  float64 `json:"tick_late_p50_us"`
+	LateP99us  float64 `json:"tick_late_p99_us"`
+	LateMaxus  float64 `json:"tick_late_max_us"`
+	// How long the server's goroutines waited, runnable, for a thread
+	// (the runtime's /sched/latencies histogram; bucket upper bounds).
+	SchedP50us  float64 `json:"sched_latency_p50_us"`
+	SchedP99us  float64 `json:"sched_latency_p99_us"`
 	TickP50us   float64 `json:"tick_p50_us"`
 	TickP99us   float64 `json:"tick_p99_us"`
 	InputsPerTk float64 `json:"inputs_per_tick"`
