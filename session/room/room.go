@@ -493,10 +493,10 @@ func (r *Room) post(ctx context.Context, f func()) bool {
 func (r *Room) run(ctx context.Context) {
 	defer close(r.stopping)
 	start := time.Now()
-	next := r.srv.firstTick(r.period, start)
+	next := start.Add(r.period)
 	last := start
 	early := r.srv.early
-	tm := time.NewTimer(time.Until(next) - early)
+	tm := time.NewTimer(r.period - early)
 	defer tm.Stop()
 	for !r.closing {
 		select {

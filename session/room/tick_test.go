@@ -2,7 +2,6 @@ package room
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -51,9 +50,6 @@ func TestTickSchedule(t *testing.T) {
 		done := make(chan struct{})
 		go func() { r.run(ctx); close(done) }()
 		<-done
-		// The room's phase (firstTick) puts its first tick within a
-		// period of its start: the schedule counts from a period before.
-		h.start = h.seen[0].Time.Add(-period)
 		var prev time.Time
 		for i, tk := range h.seen {
 			off := tk.Time.Sub(h.start)
@@ -82,28 +78,4 @@ func TestTickSchedule(t *testing.T) {
 			t.Fatalf("timer fired at %v", h.fired)
 		}
 	})
-}
-
-// Rooms started at the same instant get their first ticks within a period,
-// spread over it rather than due together.
-func TestPhasesSpread(t *testing.T) {
-	srv := &Server{epoch: time.Now()}
-	period := time.Second / 30
-	now := srv.epoch.Add(1234567 * time.Microsecond)
-	const n = 100
-	var offs []time.Duration
-	for range n {
-		first := srv.firstTick(period, now)
-		if !first.After(now) || first.Sub(now) > period {
-			t.Fatalf("first tick %v after the start, want within (0, %v]", first.Sub(now), period)
-		}
-		offs = append(offs, first.Sub(srv.epoch)%period)
-	}
-	slices.Sort(offs)
-	for i := range offs {
-		gap := (offs[(i+1)%n] - offs[i] + period) % period
-		if gap < period/n/3 {
-			t.Fatalf("phases %v and %v: %v apart, even spread %v", offs[i], offs[(i+1)%n], gap, period/n)
-		}
-	}
 }
