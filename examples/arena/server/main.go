@@ -11,6 +11,14 @@
 // server shuts its rooms down gracefully and, last, prints one JSON line
 // with its figures: ticks, overruns, tick lateness percentiles, tick
 // durations, and its CPU time.
+//
+// Servers can form a cluster (rooms across nodes, package room's
+// WithCluster): -nats-listen runs a NATS server in the process, -nats
+// joins one, and a join that arrives at one server is sent to another's
+// open room:
+//
+//	go run ./examples/arena/server -addr 127.0.0.1:7300 -node a -nats-listen 127.0.0.1:4222
+//	go run ./examples/arena/server -addr 127.0.0.1:7301 -node b -nats nats://127.0.0.1:4222
 package main
 
 import (
@@ -39,6 +47,7 @@ import (
 	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/session"
+	"github.com/enetkit/enetkit/session/cluster"
 	"github.com/enetkit/enetkit/session/room"
 )
 
@@ -51,6 +60,7 @@ type config struct {
 	window, liveness            time.Duration
 	verbose, throttle, precise  bool
 	cpuProfile, tickLog         string
+	natsURL, natsListen, node   string
 }
 
 func main() {
@@ -64,6 +74,9 @@ func main() {
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
 	flag.BoolVar(&c.precise, "precise", false, "precise ticks (room.WithPreciseTicks): lower lateness, more CPU")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
+	flag.StringVar(&c.natsURL, "nats", "", "join the cluster of the NATS server at this `url`")
+	flag.StringVar(&c.natsListen, "nats-listen", "", "run a NATS server in the process, listening on this `address`, and join its cluster")
+	flag.StringVar(&c.node, "node", "", "the node's `id` in the cluster (default: a random one)")
 	flag.StringVar(&c.tickLog, "ticklog", "", "write every tick (room, deadline, lateness; CSV) to `file` at the end")
 	flag.BoolVar(&c.verbose, "v", false, "log at debug level (default: warnings and errors only)")
 	flag.BoolVar(&c.throttle, "throttle", false, "keep ENet's unreliable packet throttle (default: snapshots are never throttled)")
@@ -115,6 +128,19 @@ func run(ctx context.Context, c config) error {
 		room.WithMux(dispatch.NewMux(dispatch.WithObserver(hm), dispatch.WithLogger(log)))}
 	if c.precise {
 		opts = append(opts, room.WithPreciseTicks())
+	}
+	if c.natsURL != "" || c.natsListen != "" {
+		var copts []cluster.Option
+		if c.natsURL != "" {
+			copts = append(copts, cluster.WithURL(c.natsURL))
+		}
+		if c.natsListen != "" {
+			copts = append(copts, cluster.WithServer(c.natsListen))
+		}
+		if c.node != "" {
+			copts = append(copts, cluster.WithID(c.node))
+		}
+		opts = append(opts, room.WithCluster(copts...))
 	}
 	if !c.throttle {
 		opts = append(opts, room.WithThrottle(netloop.Throttle{Interval: 5 * time.Second, Acceleration: 2}))
