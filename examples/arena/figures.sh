@@ -5,6 +5,11 @@
 # and, per run, the bot's and the server's last JSON lines.
 #
 #	bash examples/arena/figures.sh [duration]
+#
+# SERVER_FLAGS adds flags to the server's (e.g. -precise), and NICE runs it
+# at that niceness (e.g. -10, as root):
+#
+#	NICE=-10 SERVER_FLAGS=-precise bash examples/arena/figures.sh 20s
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dur=${1:-30s}
@@ -16,7 +21,8 @@ addr=127.0.0.1:7399
 run() {
 	name=$1
 	shift
-	"$bin/server" -addr "$addr" >"$bin/server.out" 2>"$bin/server.err" &
+	# shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
+	nice -n "${NICE:-0}" "$bin/server" -addr "$addr" ${SERVER_FLAGS:-} >"$bin/server.out" 2>"$bin/server.err" &
 	local pid=$!
 	sleep 0.5
 	echo "== $name, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -280,7 +280,8 @@ type Node struct {
 	srv      *session.Server
 	log      *zap.Logger
 	started  time.Time
-	services map[string]Service // set before Run, read-only after
+	services map[string]Service   // set before Run, read-only after
+	regs     map[string]*Registry // set before Run, read-only after
 
 	ran  atomic.Bool
 	nc   atomic.Pointer[nats.Conn]
@@ -563,6 +564,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		defer close(done)
 		srvErr = n.srv.Run(sessions)
 	})
+	for _, r := range n.regs {
+		wg.Go(func() { r.run(ctx) })
+	}
 	n.loop(ctx, done)
 	wg.Wait()
 	return srvErr

@@ -96,10 +96,43 @@
 //
 // # Across a cluster
 //
-// Rooms live in one server process. The design leaves room for a cluster
-// directory: rooms are found by kind and label through one registry
-// (Server.List, the JoinOrCreate reservation), and a join is answered with
-// a room ID, so a directory can later answer JoinOrCreate from any node with
-// the node's address and a seat reservation that the client follows. That
-// part is not built yet.
+// WithCluster makes the server a node of a cluster (package
+// session/cluster, over NATS); Run then runs the node, which runs the
+// sessions. Room IDs get the node's id ("arena-3@node-b"), and every room
+// is listed in the cluster's directory (a cluster.Registry, bucket
+// <prefix>-reg-rooms, one entry per room: Info with kind, label, node,
+// the node's ENet address, seats taken or reserved, max members,
+// locked), written when it opens, when a seat is taken, reserved or
+// given back, when its label or lock changes, and deleted when it closes.
+// A node's rooms leave the directory with it: a node that stops deletes
+// them; a dead node's are hidden once the others drop it (within the
+// cluster's TTL) and deleted a TTL later. Server.Directory lists every
+// live node's rooms.
+//
+// A join by kind that arrives at a node is served there if one of its
+// rooms has a free seat; otherwise it goes to another node's open room of
+// the kind (fullest first, as the directory has them, up to three
+// tried); otherwise a room is created here. A join by ID of another
+// node's room goes to that node. Going to another node: this node asks
+// the room's node (a cluster request, "room.reserve") to reserve a seat;
+// that node takes it like any join would (it counts against MaxMembers,
+// so reservations cannot overfill a room, and it is refused if the room
+// is full or locked) and issues a ticket that expires after the
+// reservation time (WithReservation, default 5s), when the seat is given
+// back. The player is answered with a Redirect (the room, the node, its
+// ENet address, the ticket); package client follows it by itself: it
+// disconnects, connects to that node, says Hello there (the player's
+// identity is per node: it gets a new one) and joins with the ticket.
+// From then on that node is the client's server, for reconnections too.
+// JoinAttempt runs when the player arrives. Two nodes that each see no
+// open room may both create one: rooms fill per node first, and the
+// directory does not lock across nodes.
+//
+// Without NATS (unreachable, or the node rejoining), a node goes on
+// serving joins with its own rooms: a join by kind that the directory
+// would send elsewhere is served here (the reservation request fails at
+// once with cluster.ErrUnavailable and a room is created here), and a
+// join by ID of another node's room is refused with that error. The
+// directory's writes wait and are made again, in full, when the node
+// rejoins.
 package room

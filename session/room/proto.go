@@ -37,6 +37,10 @@ var (
 	// MemberChanged (server → client): another member joined, left,
 	// dropped or came back.
 	MemberChanged = protoRoute[MemberMsg](7)
+	// Redirect (server → client) answers a JoinRequest whose room is on
+	// another node of the cluster: the client connects there and joins
+	// with the reservation's ticket (package client does it by itself).
+	Redirect = protoRoute[RedirectMsg](8)
 )
 
 func protoRoute[T any](n uint32) dispatch.Route[T] {
@@ -70,6 +74,24 @@ type JoinMsg struct {
 	Room   string            `json:"room,omitempty"`
 	Params map[string]string `json:"params,omitempty"`
 	Meta   map[string]string `json:"meta,omitempty"`
+	// Ticket claims the seat a Redirect reserved (Room is then the
+	// redirect's room).
+	Ticket string `json:"ticket,omitempty"`
+}
+
+// RedirectMsg says that the seat a JoinRequest asked for is on another
+// node: Room, on node Node, whose players connect to Addr (host:port).
+// A seat is reserved there for Ticket until it expires, TTLMillis after
+// the reservation; a join (new connection, Hello, JoinRequest with Room
+// and Ticket) claims it. The player's identity is the node's: it says
+// Hello there without a token.
+type RedirectMsg struct {
+	Req       uint32 `json:"req"`
+	Room      string `json:"room"`
+	Node      string `json:"node"`
+	Addr      string `json:"addr"`
+	Ticket    string `json:"ticket"`
+	TTLMillis int64  `json:"ttl_ms"`
 }
 
 // MemberInfo describes a member of a room.

@@ -443,12 +443,8 @@ func (r *Room) push(in Input) {
 // first (f may still run).
 func (r *Room) do(ctx context.Context, f func()) error {
 	done := make(chan struct{})
-	select {
-	case r.ops <- func() { f(); close(done) }:
-	case <-r.stopping:
-		return fmt.Errorf("%w: %s", ErrNoRoom, r.id)
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := r.hand(ctx, func() { f(); close(done) }); err != nil {
+		return err
 	}
 	select {
 	case <-done:
@@ -460,6 +456,21 @@ func (r *Room) do(ctx context.Context, f func()) error {
 		default:
 			return fmt.Errorf("%w: %s", ErrNoRoom, r.id)
 		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// hand gives f to the room's goroutine, which runs it at once: once hand
+// has returned nil, f runs, whatever happens to ctx. It fails with
+// ErrNoRoom if the room has ended, and with ctx's error if ctx ends first
+// (f does not run).
+func (r *Room) hand(ctx context.Context, f func()) error {
+	select {
+	case r.ops <- f:
+		return nil
+	case <-r.stopping:
+		return fmt.Errorf("%w: %s", ErrNoRoom, r.id)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -553,7 +564,7 @@ func (r *Room) step(due time.Time, elapsed, late time.Duration) {
 	r.spare = batch[:0]
 	r.flush()
 	if o := r.srv.obs; o != nil {
-		o.Ticked(r.kind.name, TickInfo{Late: late, Duration: took, Inputs: len(kept), Overrun: late >= r.period})
+		o.Ticked(r.kind.name, TickInfo{Room: r.id, Due: due, Late: late, Duration: took, Inputs: len(kept), Overrun: late >= r.period})
 	}
 }
 
@@ -725,7 +736,11 @@ func (r *Room) back(m *Member, s *session.Session) {
 func (r *Room) startEmpty() {
 	r.stopEmpty()
 	r.empty = r.After(r.srv.emptyGrace, func() {
-		if r.count == 0 {
+		switch {
+		case r.count > 0:
+		case r.srv.held(r) > 0:
+			r.startEmpty() // a seat is reserved: its player is on the way
+		default:
 			r.closing = true
 		}
 	}).t

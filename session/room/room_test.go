@@ -79,6 +79,10 @@ func (c *counter) JoinAttempt(r *room.Room, p *room.Player, meta map[string]stri
 	if meta["pass"] != "ok" {
 		return errors.New("wrong pass")
 	}
+	if meta["gate"] != "" {
+		c.note("attempt %s", p.Name)
+		holdJoin(p)
+	}
 	return nil
 }
 

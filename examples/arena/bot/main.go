@@ -66,8 +66,10 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	t0, cpu0 := time.Now(), cpuTime()
 	res, err := run(ctx, c)
 	if res != nil {
+		res.CPUPercent = 100 * (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
 	}
@@ -141,6 +143,7 @@ type result struct {
 	Bots          int     `json:"bots"`
 	Joined        int     `json:"joined"`
 	Seconds       float64 `json:"seconds"`
+	CPUPercent    float64 `json:"cpu_percent"` // of one core, the bot process's, over its whole run
 	TickHz        int64   `json:"tick_hz"`
 	SnapsMin      float64 `json:"snapshots_per_s_min"`
 	SnapsMean     float64 `json:"snapshots_per_s_mean"`
@@ -416,4 +419,12 @@ func summarize(c config, bots []*bot, w *window, joined int, inputs int64, holed
 		r.LatP99ms = float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()) / 1000
 	}
 	return r
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -11,6 +11,14 @@
 // server shuts its rooms down gracefully and, last, prints one JSON line
 // with its figures: ticks, overruns, tick lateness percentiles, tick
 // durations, and its CPU time.
+//
+// Servers can form a cluster (rooms across nodes, package room's
+// WithCluster): -nats-listen runs a NATS server in the process, -nats
+// joins one, and a join that arrives at one server is sent to another's
+// open room:
+//
+//	go run ./examples/arena/server -addr 127.0.0.1:7300 -node a -nats-listen 127.0.0.1:4222
+//	go run ./examples/arena/server -addr 127.0.0.1:7301 -node b -nats nats://127.0.0.1:4222
 package main
 
 import (
@@ -39,6 +47,7 @@ import (
 	"github.com/enetkit/enetkit/metrics"
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/session"
+	"github.com/enetkit/enetkit/session/cluster"
 	"github.com/enetkit/enetkit/session/room"
 )
 
@@ -50,7 +59,8 @@ type config struct {
 	tickHz, peers               int
 	window, liveness            time.Duration
 	verbose, throttle, precise  bool
-	cpuProfile                  string
+	cpuProfile, tickLog         string
+	natsURL, natsListen, node   string
 }
 
 func main() {
@@ -64,6 +74,10 @@ func main() {
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
 	flag.BoolVar(&c.precise, "precise", false, "precise ticks (room.WithPreciseTicks): lower lateness, more CPU")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
+	flag.StringVar(&c.natsURL, "nats", "", "join the cluster of the NATS server at this `url`")
+	flag.StringVar(&c.natsListen, "nats-listen", "", "run a NATS server in the process, listening on this `address`, and join its cluster")
+	flag.StringVar(&c.node, "node", "", "the node's `id` in the cluster (default: a random one)")
+	flag.StringVar(&c.tickLog, "ticklog", "", "write every tick (room, deadline, lateness; CSV) to `file` at the end")
 	flag.BoolVar(&c.verbose, "v", false, "log at debug level (default: warnings and errors only)")
 	flag.BoolVar(&c.throttle, "throttle", false, "keep ENet's unreliable packet throttle (default: snapshots are never throttled)")
 	flag.Parse()
@@ -102,7 +116,7 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	rec := &recorder{Rooms: rm}
+	rec := &recorder{Rooms: rm, logTicks: c.tickLog != "", roomIdx: make(map[string]int32)}
 	hm, err := metrics.New(metrics.WithRegisterer(reg)) // the host's, the sessions' and the messages' figures
 	if err != nil {
 		return err
@@ -117,6 +131,19 @@ func run(ctx context.Context, c config) error {
 		room.WithSessionOptions(session.WithObserver(hm)), room.WithMux(mux)}
 	if c.precise {
 		opts = append(opts, room.WithPreciseTicks())
+	}
+	if c.natsURL != "" || c.natsListen != "" {
+		var copts []cluster.Option
+		if c.natsURL != "" {
+			copts = append(copts, cluster.WithURL(c.natsURL))
+		}
+		if c.natsListen != "" {
+			copts = append(copts, cluster.WithServer(c.natsListen))
+		}
+		if c.node != "" {
+			copts = append(copts, cluster.WithID(c.node))
+		}
+		opts = append(opts, room.WithCluster(copts...))
 	}
 	if !c.throttle {
 		opts = append(opts, room.WithThrottle(netloop.Throttle{Interval: 5 * time.Second, Acceleration: 2}))
@@ -163,12 +190,20 @@ func run(ctx context.Context, c config) error {
 	}
 	start := time.Now()
 	cpu0 := cpuTime()
+	sched0 := readSched()
 	fmt.Printf("listening on %s, %d Hz\n", host.Addr(), c.tickHz)
 	g.Go(func() error { return srv.Run(gctx) })
 	err = g.Wait()
 	rep := rec.report(time.Since(start), cpuTime()-cpu0)
+	sq := schedQuantiles(sched0, readSched(), .5, .99)
+	rep.SchedP50us, rep.SchedP99us = float64(sq[0].Microseconds()), float64(sq[1].Microseconds())
 	b, _ := json.Marshal(rep)
 	fmt.Println(string(b))
+	if c.tickLog != "" {
+		if werr := rec.writeTicks(c.tickLog); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	return err
 }
 
@@ -231,13 +266,17 @@ func cpuTime() time.Duration {
 
 // report is the server's last line.
 type report struct {
-	Seconds     float64 `json:"seconds"`
-	CPUPercent  float64 `json:"cpu_percent"` // of one core, over the run
-	Ticks       uint64  `json:"ticks"`
-	Overruns    uint64  `json:"overruns"`
-	LateP50us   float64 `json:"tick_late_p50_us"`
-	LateP99us   float64 `json:"tick_late_p99_us"`
-	LateMaxus   float64 `json:"tick_late_max_us"`
+	Seconds    float64 `json:"seconds"`
+	CPUPercent float64 `json:"cpu_percent"` // of one core, over the run
+	Ticks      uint64  `json:"ticks"`
+	Overruns   uint64  `json:"overruns"`
+	LateP50us  float64 `json:"tick_late_p50_us"`
+	LateP99us  float64 `json:"tick_late_p99_us"`
+	LateMaxus  float64 `json:"tick_late_max_us"`
+	// How long the server's goroutines waited, runnable, for a thread
+	// (the runtime's /sched/latencies histogram; bucket upper bounds).
+	SchedP50us  float64 `json:"sched_latency_p50_us"`
+	SchedP99us  float64 `json:"sched_latency_p99_us"`
 	TickP50us   float64 `json:"tick_p50_us"`
 	TickP99us   float64 `json:"tick_p99_us"`
 	InputsPerTk float64 `json:"inputs_per_tick"`

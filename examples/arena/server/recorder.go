@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -22,6 +25,15 @@ type recorder struct {
 	ticks, overruns, inputs uint64
 	joins, drops, returns   int64
 	late, dur               []time.Duration
+	samples                 []tickSample // -ticklog only
+	logTicks                bool
+	roomIdx                 map[string]int32
+}
+
+// tickSample is one tick for -ticklog.
+type tickSample struct {
+	room      int32
+	due, late int64 // ns
 }
 
 func (rec *recorder) Ticked(kind string, t room.TickInfo) {
@@ -35,6 +47,14 @@ func (rec *recorder) Ticked(kind string, t room.TickInfo) {
 	if len(rec.late) < maxSamples {
 		rec.late = append(rec.late, t.Late)
 		rec.dur = append(rec.dur, t.Duration)
+		if rec.logTicks {
+			i, ok := rec.roomIdx[t.Room]
+			if !ok {
+				i = int32(len(rec.roomIdx))
+				rec.roomIdx[t.Room] = i
+			}
+			rec.samples = append(rec.samples, tickSample{i, t.Due.UnixNano(), int64(t.Late)})
+		}
 	}
 	rec.mu.Unlock()
 }
@@ -59,4 +79,25 @@ func (rec *recorder) count(n *int64) {
 	rec.mu.Lock()
 	*n++
 	rec.mu.Unlock()
+}
+
+// writeTicks writes the -ticklog samples as CSV: room index, deadline and
+// lateness in nanoseconds.
+func (rec *recorder) writeTicks(name string) error {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "room,due_ns,late_ns")
+	for _, s := range rec.samples {
+		fmt.Fprintf(w, "%d,%d,%d\n", s.room, s.due, s.late)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -42,6 +42,7 @@ type Host struct {
 
 type dial struct {
 	c     *Client
+	addr  string
 	reply chan dialResult
 }
 
@@ -87,7 +88,7 @@ func (h *Host) Run(ctx context.Context) error {
 		case d := <-h.dials:
 			// Connecting here, before reading the next event, registers
 			// the peer before any of its events can arrive.
-			p, err := h.host.Connect(ctx, d.c.addr, h.channels, 0)
+			p, err := h.host.Connect(ctx, d.addr, h.channels, 0)
 			if err == nil {
 				h.mu.Lock()
 				h.clients[p.ID()] = d.c
@@ -163,7 +164,7 @@ func (in *inbox) take(buf []netloop.Event) []netloop.Event {
 // Leave are safe for concurrent use.
 type Client struct {
 	h      *Host
-	addr   string
+	addr   string // the server's; a Redirect changes it (guarded by mu)
 	name   string
 	log    *zap.Logger
 	window time.Duration
@@ -182,6 +183,8 @@ type Client struct {
 	reqs      map[uint32]chan joinAnswer
 	nextReq   uint32
 	readyc    chan struct{} // closed when identified; replaced on a new connection
+	moving    bool          // a Redirect: the connection is ending, the next goes to addr
+	leaveAsk  bool          // moving, and the connection's end was asked for
 
 	stats Stats
 
@@ -192,8 +195,9 @@ type Client struct {
 }
 
 type joinAnswer struct {
-	joined room.JoinedMsg
-	err    error
+	joined   room.JoinedMsg
+	redirect *room.RedirectMsg
+	err      error
 }
 
 // State is a client's connection state, for WithStateHandler.
@@ -214,6 +218,7 @@ type Stats struct {
 	Disconnects   int64 // connections lost (not ended by Run's context)
 	Resumed       int64 // reconnections that kept the identity
 	Rejoined      int64 // reconnections that came back to a seat
+	Redirects     int64 // joins sent on to another node of a cluster
 	EventsDropped int64 // events dropped because the client fell behind
 	Undecodable   int64 // messages no handler could decode
 	UnknownRoutes int64 // messages of types with no handler
@@ -304,6 +309,7 @@ func (h *Host) Client(addr string, opts ...Option) (*Client, error) {
 	Handle(c, room.Joined, c.joinedMsg)
 	Handle(c, room.JoinRefused, c.refused)
 	Handle(c, room.Left, c.left)
+	Handle(c, room.Redirect, c.redirect)
 	Handle(c, room.MemberChanged, func(m room.MemberMsg) {
 		if c.onMember != nil {
 			c.onMember(m)
@@ -378,14 +384,36 @@ func (c *Client) Ready() <-chan struct{} {
 	return c.readyc
 }
 
+// MaxRedirects bounds the redirects one Join follows.
+const MaxRedirects = 2
+
 // Join asks for a seat (see room.JoinMsg; Req is set by Join) and waits
 // for the answer, at most until ctx is done. A refusal is an error
-// wrapping ErrRefused with the server's reason.
+// wrapping ErrRefused with the server's reason. If the room is on another
+// node of a cluster, the server answers with a redirect and Join follows
+// it: the client disconnects, connects to that node, identifies (a new
+// identity: the node's) and joins with the reservation's ticket, and from
+// then on that node is the client's server, for reconnections too.
 func (c *Client) Join(ctx context.Context, req room.JoinMsg) (room.JoinedMsg, error) {
+	for hops := 0; ; hops++ {
+		a, err := c.join(ctx, req)
+		if err != nil || a.redirect == nil {
+			return a.joined, err
+		}
+		if hops == MaxRedirects {
+			return room.JoinedMsg{}, fmt.Errorf("%w: more than %d redirects", ErrRefused, MaxRedirects)
+		}
+		rd := a.redirect
+		req = room.JoinMsg{Room: rd.Room, Ticket: rd.Ticket, Meta: req.Meta}
+	}
+}
+
+// join sends one join request and waits for its answer.
+func (c *Client) join(ctx context.Context, req room.JoinMsg) (joinAnswer, error) {
 	select {
 	case <-c.Ready():
 	case <-ctx.Done():
-		return room.JoinedMsg{}, ctx.Err()
+		return joinAnswer{}, ctx.Err()
 	}
 	ans := make(chan joinAnswer, 1)
 	c.mu.Lock()
@@ -399,13 +427,13 @@ func (c *Client) Join(ctx context.Context, req room.JoinMsg) (room.JoinedMsg, er
 		c.mu.Unlock()
 	}()
 	if err := room.JoinRequest.Send(ctx, c, req); err != nil {
-		return room.JoinedMsg{}, err
+		return joinAnswer{}, err
 	}
 	select {
 	case a := <-ans:
-		return a.joined, a.err
+		return a, a.err
 	case <-ctx.Done():
-		return room.JoinedMsg{}, ctx.Err()
+		return joinAnswer{}, ctx.Err()
 	}
 }
 
@@ -442,6 +470,10 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		if errors.Is(err, ErrClosed) {
 			return err // the Host stopped: no connection can be made
+		}
+		if errors.Is(err, errMoved) {
+			lost, backoff = time.Time{}, 50*time.Millisecond
+			continue
 		}
 		if !c.wasReady() {
 			if lost.IsZero() {
@@ -485,8 +517,11 @@ func (c *Client) setState(s State) {
 func (c *Client) session(ctx context.Context) error {
 	c.setState(Connecting)
 	reply := make(chan dialResult, 1)
+	c.mu.Lock()
+	addr := c.addr
+	c.mu.Unlock()
 	select {
-	case c.h.dials <- dial{c, reply}:
+	case c.h.dials <- dial{c, addr, reply}:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.h.host.Done():
@@ -512,11 +547,21 @@ func (c *Client) session(ctx context.Context) error {
 				case netloop.EventReceive:
 					c.receive(ev)
 				case netloop.EventDisconnect:
-					c.disconnected()
+					if c.disconnected() {
+						return errMoved
+					}
 					return fmt.Errorf("client: disconnected (%s)", ev.Reason)
 				}
 			}
 			clear(evs)
+			if c.leaving(p) {
+				dctx, cancel := context.WithTimeout(ctx, time.Second)
+				err := c.h.host.Disconnect(dctx, p, 0)
+				cancel()
+				if err != nil {
+					c.log.Debug("disconnect to move", zap.Error(err))
+				}
+			}
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
@@ -547,10 +592,12 @@ func (c *Client) connected(ctx context.Context, p netloop.Peer) {
 
 // disconnected ends the ready state of the lost connection, before the
 // pending joins are answered, so that a join asked again waits for the
-// next connection.
-func (c *Client) disconnected() {
+// next connection. It reports whether the connection ended for a
+// Redirect.
+func (c *Client) disconnected() (moved bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	moved, c.moving, c.leaveAsk = c.moving, false, false
 	c.lostReady = c.ready
 	if c.ready {
 		c.stats.Disconnects++
@@ -561,6 +608,44 @@ func (c *Client) disconnected() {
 		ch <- joinAnswer{err: ErrNotConnected}
 		delete(c.reqs, id)
 	}
+	return moved
+}
+
+// errMoved ends a connection left for a Redirect.
+var errMoved = errors.New("client: moved to another node")
+
+// redirect follows a Redirect: the answer of a pending Join. The client
+// is no longer identified (Join waits for the next connection), its next
+// connection goes to the redirect's node, as a new player there, and
+// Run's goroutine ends this connection once the messages at hand are
+// handled.
+func (c *Client) redirect(rd room.RedirectMsg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.reqs[rd.Req]
+	if ch == nil || rd.Addr == "" {
+		return // nobody waits for it: the reservation expires
+	}
+	delete(c.reqs, rd.Req)
+	c.addr, c.token, c.player, c.joined = rd.Addr, "", 0, nil
+	c.moving = true
+	if c.ready {
+		c.ready = false
+		c.readyc = make(chan struct{})
+	}
+	c.stats.Redirects++
+	ch <- joinAnswer{redirect: &rd}
+}
+
+// leaving reports, once, that connection p is to end for a Redirect.
+func (c *Client) leaving(p netloop.Peer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.moving || c.leaveAsk || c.peer != p {
+		return false
+	}
+	c.leaveAsk = true
+	return true
 }
 
 func (c *Client) receive(ev netloop.Event) {

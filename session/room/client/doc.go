@@ -29,6 +29,15 @@
 // error, after WithReconnectWindow without a connection. Messages are not
 // queued across connections: Send without one returns ErrNotConnected.
 //
+// # Clusters
+//
+// A room server that is a node of a cluster may answer a Join with a
+// redirect to the node where the room lives (room.RedirectMsg). Join
+// follows it by itself: it disconnects, connects to that node,
+// identifies as a new player there and joins with the seat reservation's
+// ticket, and returns the seat (Stats.Redirects counts them). The node is
+// the client's server from then on.
+//
 // # Slow clients
 //
 // The Host never waits for a client: each has a bounded inbox
