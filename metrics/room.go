@@ -30,10 +30,15 @@ type kindObs struct {
 
 var _ room.Observer = (*Rooms)(nil)
 
-// NewRooms returns room metrics named with the namespace "enetkit",
-// registered with reg (nil registers nothing).
-func NewRooms(reg prometheus.Registerer) (*Rooms, error) {
-	const ns = "enetkit"
+// NewRooms returns room metrics, registered with WithRegisterer's
+// registry if any and named with WithNamespace's prefix ("enetkit" by
+// default).
+func NewRooms(opts ...Option) (*Rooms, error) {
+	m, err := apply(opts)
+	if err != nil {
+		return nil, err
+	}
+	ns := m.ns
 	k := []string{"kind"}
 	gauge := func(name, help string) *prometheus.GaugeVec {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "room", Name: name, Help: help}, k)
@@ -59,12 +64,10 @@ func NewRooms(reg prometheus.Registerer) (*Rooms, error) {
 		tickLate:    hist("tick_lateness_seconds", "How long after its deadline a tick began.", secs),
 		inputsPerTk: hist("inputs_per_tick", "Inputs in a tick's batch.", []float64{0, 1, 2, 4, 8, 16, 32, 64, 128, 256}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{r.rooms, r.members, r.opened, r.joined, r.left, r.dropped, r.back,
-			r.ticks, r.overruns, r.tickDur, r.tickLate, r.inputsPerTk} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
+	for _, c := range []prometheus.Collector{r.rooms, r.members, r.opened, r.joined, r.left, r.dropped, r.back,
+		r.ticks, r.overruns, r.tickDur, r.tickLate, r.inputsPerTk} {
+		if err := register(m.reg, c); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil

@@ -14,11 +14,11 @@ import (
 
 func TestRooms(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	r, err := metrics.NewRooms(reg)
+	r, err := metrics.NewRooms(metrics.WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := metrics.NewRooms(reg); err == nil {
+	if _, err := metrics.NewRooms(metrics.WithRegisterer(reg)); err == nil {
 		t.Fatal("second registration: no error")
 	}
 	r.RoomOpened("arena")
@@ -28,7 +28,7 @@ func TestRooms(t *testing.T) {
 	r.MemberJoined("arena")
 	r.MemberDropped("arena")
 	r.MemberBack("arena")
-	r.MemberLeft("arena", room.WindowExpired)
+	r.MemberLeft("arena", room.LeaveExpired)
 	r.Ticked("arena", room.TickInfo{Late: time.Millisecond, Duration: 100 * time.Microsecond, Inputs: 8})
 	r.Ticked("arena", room.TickInfo{Late: 40 * time.Millisecond, Duration: time.Millisecond, Inputs: 0, Overrun: true})
 	want := `
@@ -55,7 +55,7 @@ enetkit_room_ticks_total{kind="arena"} 2
 	if n, err := testutil.GatherAndCount(reg, "enetkit_room_tick_seconds", "enetkit_room_tick_lateness_seconds", "enetkit_room_inputs_per_tick"); err != nil || n != 3 {
 		t.Fatalf("histograms: %d series, %v", n, err)
 	}
-	if _, err := metrics.NewRooms(nil); err != nil {
+	if _, err := metrics.NewRooms(); err != nil {
 		t.Fatal(err)
 	}
 }

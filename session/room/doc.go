@@ -89,7 +89,7 @@
 // Dropped hook runs and the other members see "dropped". If it says Hello
 // again with its token within the reconnection window (WithReconnectWindow,
 // default 10s), it is back in its seat (Back hook, "back"); otherwise it
-// leaves with WindowExpired. Liveness is the room's business, not ENet's
+// leaves with LeaveExpired. Liveness is the room's business, not ENet's
 // 5–30s default: an identified player's connection is pinged often and
 // times out after WithLiveness (default 1.5s), so a killed player is
 // dropped within about 2s.

@@ -125,18 +125,18 @@ func (Base) Terminate(*Room, time.Duration) {}
 type LeaveReason uint8
 
 const (
-	// LeftRoom: the player asked to leave, or disconnected deliberately.
-	LeftRoom LeaveReason = iota + 1
-	// TimedOut: the player stopped answering while the server keeps no
+	// LeaveRequested: the player asked to leave, or disconnected deliberately.
+	LeaveRequested LeaveReason = iota + 1
+	// LeaveTimeout: the player stopped answering while the server keeps no
 	// seats for reconnection (a zero window).
-	TimedOut
-	// KickedOut: the room kicked the member (Room.Kick).
-	KickedOut
-	// WindowExpired: the member dropped and did not come back within the
+	LeaveTimeout
+	// LeaveKicked: the room kicked the member (Room.Kick).
+	LeaveKicked
+	// LeaveExpired: the member dropped and did not come back within the
 	// reconnection window.
-	WindowExpired
-	// RoomClosed: the room closed (Room.Close, or server shutdown).
-	RoomClosed
+	LeaveExpired
+	// LeaveClosed: the room closed (Room.Close, or server shutdown).
+	LeaveClosed
 )
 
 var leaveNames = [...]string{"", "left", "timed_out", "kicked", "expired", "closed"}
@@ -358,16 +358,16 @@ func (e except) Broadcast(_ context.Context, ch uint8, data []byte, flag netloop
 
 func (r *Room) queue(m outMsg) { r.out = append(r.out, m) }
 
-// Kick removes m from the room (KickedOut); the player is told with a
+// Kick removes m from the room (LeaveKicked); the player is told with a
 // Left message and keeps its connection.
 func (r *Room) Kick(m *Member) {
 	if m.room == r && !m.gone {
-		r.leave(m, KickedOut)
+		r.leave(m, LeaveKicked)
 	}
 }
 
 // Close ends the room after the current hook: members leave with
-// RoomClosed, Terminate runs with grace 0, and the room is removed.
+// LeaveClosed, Terminate runs with grace 0, and the room is removed.
 func (r *Room) Close() {
 	r.closing = true
 }
@@ -694,7 +694,7 @@ func (r *Room) drop(m *Member, s *session.Session) {
 		return
 	}
 	if r.srv.window <= 0 {
-		r.leave(m, TimedOut)
+		r.leave(m, LeaveTimeout)
 		return
 	}
 	m.sess = nil
@@ -706,7 +706,7 @@ func (r *Room) drop(m *Member, s *session.Session) {
 	}
 	m.exp = r.After(r.srv.window, func() {
 		if m.sess == nil {
-			r.leave(m, WindowExpired)
+			r.leave(m, LeaveExpired)
 		}
 	}).t
 }
@@ -770,10 +770,10 @@ func (r *Room) terminate(grace time.Duration, reason string) {
 		}
 		m.gone = true
 		m.Player.seat.CompareAndSwap(m, nil)
-		r.h.Leave(r, m, RoomClosed)
+		r.h.Leave(r, m, LeaveClosed)
 		r.srv.release(r, m.Player)
 		if o := r.srv.obs; o != nil {
-			o.MemberLeft(r.kind.name, RoomClosed)
+			o.MemberLeft(r.kind.name, LeaveClosed)
 		}
 	}
 	clear(r.members)

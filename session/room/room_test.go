@@ -514,7 +514,7 @@ func next[T any](t *testing.T, r *rawPlayer, route dispatch.Route[T]) T {
 }
 
 // A dropped member that does not come back within the window leaves with
-// WindowExpired, and its token no longer resumes it.
+// LeaveExpired, and its token no longer resumes it.
 func TestWindowExpires(t *testing.T) {
 	f := start(t, room.WithReconnectWindow(100*time.Millisecond))
 	r := rawDial(t, f.addr)

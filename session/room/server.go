@@ -127,7 +127,7 @@ func WithObserver(o Observer) Option { return func(s *Server) error { s.obs = o;
 
 // WithReconnectWindow sets how long a dropped player's seat and state are
 // kept for it to come back (default 10s; 0 keeps none: a drop is a
-// TimedOut leave).
+// LeaveTimeout).
 func WithReconnectWindow(d time.Duration) Option {
 	return durationOption("reconnect window", d, 0, time.Hour, func(s *Server) { s.window = d })
 }
@@ -748,7 +748,7 @@ func (srv *Server) leaveRequest(ctx context.Context, s *session.Session, _ Leave
 	}
 	if m := p.seat.Load(); m != nil {
 		r := m.room
-		r.post(ctx, func() { r.leave(m, LeftRoom) })
+		r.post(ctx, func() { r.leave(m, LeaveRequested) })
 	}
 	return nil
 }
@@ -774,7 +774,7 @@ func (srv *Server) ended(s *session.Session) {
 	case end != nil && (end.Reason == session.ReasonRemote || end.Reason == session.ReasonClosed):
 		r.post(ctx, func() {
 			if m.sess == s {
-				r.leave(m, LeftRoom)
+				r.leave(m, LeaveRequested)
 			}
 		})
 	default:

@@ -112,7 +112,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	rm, err := metrics.NewRooms(reg)
+	rm, err := metrics.NewRooms(metrics.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}
