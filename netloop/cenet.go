@@ -348,7 +348,7 @@ func (c *chost) peerInfo(idx uint16) PeerInfo {
 		PacketLossVariance:    float64(o.packetLossVariance) / LossScale,
 		PacketThrottle:        uint32(o.packetThrottle),
 		PacketThrottleLimit:   uint32(o.packetThrottleLimit),
-		Throttle:              Throttle{Interval: ms(o.throttleInterval), Acceleration: uint32(o.throttleAcceleration), Deceleration: uint32(o.throttleDeceleration)},
+		Throttle:              Throttle{Interval: ms(o.throttleInterval), Acceleration: uint32(o.throttleAcceleration), Deceleration: uint32(o.throttleDeceleration), Steady: o.throttleDeceleration == 0},
 		PingInterval:          ms(o.pingInterval),
 		Timeout:               Timeout{Limit: uint32(o.timeoutLimit), Minimum: ms(o.timeoutMinimum), Maximum: ms(o.timeoutMaximum)},
 		ReliableDataInTransit: int(o.reliableInTransit),

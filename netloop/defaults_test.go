@@ -46,6 +46,14 @@ func TestThrottleZeroFieldsAreDefaults(t *testing.T) {
 	if got := info(t, cli, cp).Throttle; got != want {
 		t.Fatalf("Throttle %+v, want %+v", got, want)
 	}
+	// ENet's deceleration of 0 is Steady, and reads back as such.
+	if err := cli.ConfigureThrottle(ctx(t), cp, netloop.Throttle{Deceleration: 7, Steady: true}); err != nil {
+		t.Fatal(err)
+	}
+	want = netloop.Throttle{Interval: 5 * time.Second, Acceleration: 2, Steady: true}
+	if got := info(t, cli, cp).Throttle; got != want {
+		t.Fatalf("Throttle %+v, want %+v", got, want)
+	}
 }
 
 func TestHostWideDefaultsValidate(t *testing.T) {

@@ -63,12 +63,18 @@ func (p Peer) Index() int { return int(p.id & (1<<indexBits - 1)) }
 func (p Peer) String() string { return fmt.Sprintf("peer/%d", p.id) }
 
 // Throttle configures ENet's unreliable packet throttle
-// (enet_peer_throttle_configure). A zero field means ENet's default: an
-// interval of 5s, acceleration and deceleration of 2 (out of ThrottleScale).
+// (enet_peer_throttle_configure). A zero field means ENet's default, as in
+// Timeout: an interval of 5s, acceleration and deceleration of 2 (out of
+// ThrottleScale). ENet's deceleration of 0, a throttle that never falls, is
+// Steady.
 type Throttle struct {
 	Interval     time.Duration // interval over which the lowest mean RTT is measured
 	Acceleration uint32        // rate at which the throttle rises as RTT falls
 	Deceleration uint32        // rate at which the throttle falls as RTT rises
+	// Steady keeps the throttle from falling (a deceleration of 0, and
+	// Deceleration is ignored): ENet then drops no unreliable packet
+	// however the RTT rises, which suits small, frequent snapshots.
+	Steady bool
 }
 
 // Timeout configures when ENet declares a peer lost (enet_peer_timeout).
@@ -162,7 +168,10 @@ func (t Throttle) millis() (interval, acc, dec uint32, err error) {
 	if acc == 0 {
 		acc = throttleAcceleration
 	}
-	if dec == 0 {
+	switch {
+	case t.Steady:
+		dec = 0
+	case dec == 0:
 		dec = throttleDeceleration
 	}
 	return interval, acc, dec, nil

@@ -602,7 +602,7 @@ func TestOptionErrors(t *testing.T) {
 	defer host.Close()
 	for i, o := range []room.Option{room.WithLiveness(time.Millisecond), room.WithReconnectWindow(-1),
 		room.WithEmptyGrace(-1), room.WithShutdownGrace(2 * time.Hour), room.WithMaxMembers(0),
-		room.WithInputLimit(0), room.WithMux(nil), room.WithThrottle(netloop.Throttle{})} {
+		room.WithInputLimit(0), room.WithMux(nil), room.WithThrottle(netloop.Throttle{Interval: -time.Second})} {
 		if _, err := room.New(host, o); !errors.Is(err, room.ErrOption) {
 			t.Errorf("option %d: %v, want ErrOption", i, err)
 		}

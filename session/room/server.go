@@ -185,11 +185,13 @@ func SetLiveness(ctx context.Context, h *netloop.Host, p netloop.Peer, d time.Du
 // WithThrottle configures ENet's unreliable packet throttle on every
 // identified player's connection (default: ENet's). ENet drops unreliable
 // packets, such as snapshots, in proportion as a peer's round trip time
-// rises above its lowest; a Deceleration of 0 keeps every snapshot
-// flowing, which suits a game whose snapshots are small.
+// rises above its lowest; a Steady throttle keeps every snapshot
+// flowing, which suits a game whose snapshots are small. A zero field
+// means ENet's default, as everywhere; netloop.WithThrottle sets it for
+// every connection of the host instead.
 func WithThrottle(t netloop.Throttle) Option {
 	return func(s *Server) error {
-		if t.Interval <= 0 {
+		if t.Interval < 0 {
 			return fmt.Errorf("%w: throttle interval %v", ErrOption, t.Interval)
 		}
 		s.throttle = &t

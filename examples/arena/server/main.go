@@ -146,7 +146,7 @@ func run(ctx context.Context, c config) error {
 		opts = append(opts, room.WithCluster(copts...))
 	}
 	if !c.throttle {
-		opts = append(opts, room.WithThrottle(netloop.Throttle{Interval: 5 * time.Second, Acceleration: 2}))
+		opts = append(opts, room.WithThrottle(netloop.Throttle{Steady: true}))
 	}
 	srv, err := room.New(host, opts...)
 	if err != nil {
