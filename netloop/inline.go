@@ -77,6 +77,21 @@ type Inline struct {
 	active bool
 }
 
+// Yield asks the loop to yield its processor to other goroutines once it
+// has handled the current batch of events, and again before it waits for
+// more. A handler that hands events to other goroutines (channel sends
+// that wake them) calls it, so that they run at once, on the loop's
+// processor, and what they send goes out in the loop's next service call.
+// A handler that answers everything itself does not: at GOMAXPROCS > 1
+// each yield hands the loop goroutine to another thread (a futex wake-up
+// and a context switch), which costs more than it saves. Yield does
+// nothing once the call has returned.
+func (in *Inline) Yield() {
+	if in.active {
+		in.l.fresh, in.l.yielded = true, true
+	}
+}
+
 // Host returns the host whose loop this is.
 func (in *Inline) Host() *Host { return in.l.h }
 

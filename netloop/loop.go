@@ -81,11 +81,12 @@ type loop struct {
 	live    int      // slots with a connection (connected or connecting)
 	idx     []uint16 // scratch for multicast
 	results []sent   // scratch for multicast
-	fresh   bool     // events were emitted since the loop last yielded
+	fresh   bool     // events were emitted (or Inline.Yield called) since the loop last yielded
 
-	inline InlineFunc // the inline handler (WithInline), or nil
-	in     Inline     // handed to inline
-	acted  int        // calls of in's methods since the last pump: what they queued goes out before the loop waits
+	inline  InlineFunc // the inline handler (WithInline), or nil
+	in      Inline     // handed to inline
+	yielded bool       // Inline.Yield was called: yield before spinning too
+	acted   int        // calls of in's methods since the last pump: what they queued goes out before the loop waits
 
 	lastUnblock uint32 // ENet time of the last unblock walk
 
@@ -225,7 +226,10 @@ func (l *loop) run(ctx context.Context) error {
 // look for work.
 func (l *loop) spin(idle time.Time) bool {
 	end := idle.Add(l.h.cfg.spin)
-	runtime.Gosched()
+	if l.inline == nil || l.yielded {
+		runtime.Gosched()
+	}
+	l.yielded = false
 	for {
 		if l.c.readable() {
 			l.arrived(idle)
@@ -570,11 +574,11 @@ func (l *loop) pending() int { return len(l.q) - l.head }
 
 // emit delivers ev, or queues it behind those already waiting.
 func (l *loop) emit(ev Event) {
-	l.fresh = true
 	if l.inline != nil {
 		l.q = append(l.q, ev) // for dispatch, after the current call
 		return
 	}
+	l.fresh = true
 	if l.head == len(l.q) {
 		select {
 		case l.h.events <- ev:

@@ -224,6 +224,9 @@ func (r *router) route(in *netloop.Inline, ev netloop.Event) {
 		if s := r.sessions[ev.Peer]; s != nil {
 			srv.deliver(in, s, Message{Channel: ev.Channel, Flag: ev.Flag, Data: ev.Payload})
 		}
+		if in != nil {
+			in.Yield() // the session's goroutine answers in this batch, on the loop's processor
+		}
 	case netloop.Disconnect:
 		if s := r.sessions[ev.Peer]; s != nil {
 			delete(r.sessions, ev.Peer)
