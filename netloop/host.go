@@ -446,7 +446,9 @@ func (h *Host) Done() <-chan struct{} { return h.done }
 // (for an outgoing connection that fails, the Disconnect, with
 // ReasonConnectFailed, comes without a Connect). Events must be drained: a
 // consumer that falls behind by more than the buffer and MaxPending loses
-// messages according to the Overflow policy.
+// messages according to the Overflow policy. With an inline handler
+// (WithInline) the events go to the handler instead, and Events carries
+// none.
 func (h *Host) Events() <-chan Event { return h.events }
 
 // CheckEvents returns the next event if one is ready, without waiting: a
