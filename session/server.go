@@ -48,7 +48,9 @@ const (
 )
 
 // Observer is told what happens to sessions (package metrics implements it).
-// Its methods are called from the server's goroutines and must not block.
+// Its methods are called from the server's goroutines, the hosts' loop
+// goroutines among them (see Run), and must not block: while one runs on
+// a loop, that host serves no peer.
 type Observer interface {
 	SessionStarted(s *Session)
 	SessionEnded(s *Session, end *EndError, lifetime time.Duration)

@@ -1,0 +1,48 @@
+package netloop_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/enetkit/enetkit/netloop"
+)
+
+// BenchmarkEchoInline is BenchmarkEcho with the server's echo in an inline
+// handler (WithInline) instead of a consumer goroutine: allocs/op counts
+// both sides, as there, and must not exceed it.
+func BenchmarkEchoInline(b *testing.B) {
+	ctx := benchCtx(b)
+	srv := benchHost(b, "127.0.0.1:0", netloop.WithInline(func(in *netloop.Inline, ev netloop.Event) {
+		if ev.Kind == netloop.Receive {
+			in.Send(ev.Peer, ev.Channel, ev.Payload, ev.Flag) // an error means shutdown
+		}
+	}))
+	cli := benchHost(b, "")
+	cp, err := cli.Connect(ctx, fmt.Sprintf("127.0.0.1:%d", srv.Addr().Port()), 1, 0)
+	if err != nil {
+		b.Fatalf("Connect: %v", err)
+	}
+	benchEvent(ctx, b, cli, netloop.Connect)
+	payload := make([]byte, 64)
+	rtts := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		if err := cli.Send(ctx, cp, 0, payload, netloop.Reliable); err != nil {
+			b.Fatalf("Send: %v", err)
+		}
+		select {
+		case ev := <-cli.Events():
+			if ev.Kind != netloop.Receive || len(ev.Payload) != len(payload) {
+				b.Fatalf("event %+v, want the echo", ev)
+			}
+		case <-ctx.Done():
+			b.Fatalf("echo %d: %v", i, ctx.Err())
+		}
+		rtts[i] = time.Since(t0)
+	}
+	b.StopTimer()
+	reportPercentiles(b, rtts)
+}
