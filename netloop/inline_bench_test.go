@@ -3,7 +3,6 @@ package netloop_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/enetkit/enetkit/netloop"
 )
@@ -24,25 +23,5 @@ func BenchmarkEchoInline(b *testing.B) {
 		b.Fatalf("Connect: %v", err)
 	}
 	benchEvent(ctx, b, cli, netloop.Connect)
-	payload := make([]byte, 64)
-	rtts := make([]time.Duration, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		t0 := time.Now()
-		if err := cli.Send(ctx, cp, 0, payload, netloop.Reliable); err != nil {
-			b.Fatalf("Send: %v", err)
-		}
-		select {
-		case ev := <-cli.Events():
-			if ev.Kind != netloop.Receive || len(ev.Payload) != len(payload) {
-				b.Fatalf("event %+v, want the echo", ev)
-			}
-		case <-ctx.Done():
-			b.Fatalf("echo %d: %v", i, ctx.Err())
-		}
-		rtts[i] = time.Since(t0)
-	}
-	b.StopTimer()
-	reportPercentiles(b, rtts)
+	echoRounds(ctx, b, cli, cp)
 }
