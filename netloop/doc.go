@@ -117,14 +117,15 @@
 // (Inline.Yield, for handlers that wake other goroutines, as package
 // session does). Measured on a 2-core machine, side by side in one run
 // (64 clients x 8 reliable 64-byte echoes in flight, C load generator),
-// against a hand-written go-enet loop: the inline echo carried 1.34x its
-// messages per second and used 0.73x its CPU per message, where the
-// Events-channel echo carried 1.04x at 0.99x (1.13x at 0.93x with
-// GOMAXPROCS=1); at a fixed 20,000 messages/s it used 0.78x the CPU per
-// message (the channel echo 0.90x), with a lower median latency. At that
-// rate most of every server's CPU (80% of the profile) is the kernel
-// waking it for each datagram and switching tasks, which no hand-off
-// changes.
+// against a hand-written go-enet loop, in two runs of three rounds: the
+// inline echo carried 1.34x and 1.23x its messages per second and used
+// 0.73x and 0.86x its CPU per message, where the Events-channel echo
+// carried 1.04x and 1.20x at 0.99x and 0.93x; at a fixed 20,000
+// messages/s the inline echo used 0.78x and 0.92x the CPU per message
+// (the channel echo 0.90x and 1.02x), at the same or a lower median
+// latency. At that rate most of every server's CPU (80% of the profile)
+// is the kernel: waking the process for each datagram, switching tasks,
+// waking the peer it sends to. No hand-off changes that.
 //
 // # Sending
 //

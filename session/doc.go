@@ -40,10 +40,10 @@
 // in the same batch. Observer methods and the server's log calls run on
 // the loop goroutine too. Measured side by side (2 cores, 64 clients x 8
 // echoes in flight, C load generator), session + dispatch went from 0.96x
-// to 1.15x the messages per second of a hand-written go-enet loop; its CPU
-// per message at a fixed 20,000 messages/s stayed about the hand-written
-// loop's (1.02x), where waking the session goroutines' threads is the
-// cost (see netloop's Inline handlers).
+// to 1.15x the messages per second of a hand-written go-enet loop (1.09x
+// in another run); its CPU per message at a fixed 20,000 messages/s stayed
+// about the hand-written loop's (1.02x to 1.08x): waking the session
+// goroutines' threads is the cost (see netloop's Inline handlers).
 //
 // # Slow handlers
 //
