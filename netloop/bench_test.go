@@ -294,6 +294,13 @@ func BenchmarkEcho(b *testing.B) {
 			}
 		}
 	})
+	echoRounds(ctx, b, cli, cp)
+}
+
+// echoRounds sends b.N reliable 64-byte messages from cli to cp, one in
+// flight, each after the echo of the last, and reports allocations and
+// round-trip percentiles.
+func echoRounds(ctx context.Context, b *testing.B, cli *netloop.Host, cp netloop.Peer) {
 	payload := make([]byte, 64)
 	rtts := make([]time.Duration, b.N)
 	b.ReportAllocs()

@@ -30,7 +30,8 @@ type Host struct {
 
 	senders  atomic.Int64 // callers between their stopping check and their push
 	stopping atomic.Bool
-	awake    atomic.Bool // false while the loop is parked
+	awake    atomic.Bool   // false while the loop is parked
+	loopG    atomic.Uint64 // with an inline handler: the id of the goroutine running the loop
 	wakeConn *net.UDPConn
 	cookie   [cookieSize]byte
 
@@ -180,6 +181,10 @@ func (h *Host) Run(ctx context.Context) error {
 
 	stopWake := context.AfterFunc(ctx, h.wake)
 	l := newLoop(h, c)
+	if l.inline != nil {
+		h.loopG.Store(goid())
+		defer h.loopG.Store(0)
+	}
 	err := l.run(ctx)
 	stopWake()
 	h.mu.Lock()
@@ -273,6 +278,9 @@ func (h *Host) submit(ctx context.Context, c command) error {
 		return nil
 	default:
 	}
+	if h.onLoop() {
+		return ErrLoopGoroutine // the loop would wait for itself
+	}
 	select {
 	case h.cmds <- c:
 		h.wake()
@@ -299,8 +307,11 @@ func call[T any](ctx context.Context, h *Host, fn func(l *loop) (T, error)) (T, 
 		v   T
 		err error
 	}
-	res := make(chan result, 1)
 	var zero T
+	if h.onLoop() {
+		return zero, ErrLoopGoroutine
+	}
+	res := make(chan result, 1)
 	if err := h.submit(ctx, command{op: opFunc, fn: func(l *loop) {
 		v, err := fn(l)
 		res <- result{v, err}
@@ -406,6 +417,9 @@ func (h *Host) waitRoom(ctx context.Context, p Peer) error {
 	sl := &h.slots[p.Index()]
 	limit := int64(h.cfg.outLimit)
 	for sl.queued.Load()+sl.inflight.Load() >= limit {
+		if h.onLoop() {
+			return ErrLoopGoroutine
+		}
 		h.waiters.Add(1)
 		drained := *h.drained.Load()
 		sl.blocked.Store(true)
@@ -508,6 +522,9 @@ func (h *Host) Connect(ctx context.Context, addr string, channels int, data uint
 	type result struct {
 		p   Peer
 		err error
+	}
+	if h.onLoop() {
+		return Peer{}, ErrLoopGoroutine
 	}
 	var state atomic.Int32
 	res := make(chan result, 1)

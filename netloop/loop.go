@@ -81,7 +81,12 @@ type loop struct {
 	live    int      // slots with a connection (connected or connecting)
 	idx     []uint16 // scratch for multicast
 	results []sent   // scratch for multicast
-	fresh   bool     // events were emitted since the loop last yielded
+	fresh   bool     // events were emitted (or Inline.Yield called) since the loop last yielded
+
+	inline  InlineFunc // the inline handler (WithInline), or nil
+	in      Inline     // handed to inline
+	yielded bool       // Inline.Yield was called: yield before spinning too
+	acted   int        // calls of in's methods since the last pump: what they queued goes out before the loop waits
 
 	lastUnblock uint32 // ENet time of the last unblock walk
 
@@ -104,7 +109,9 @@ var nextSeq atomic.Uint64
 
 func newLoop(h *Host, c *chost) *loop {
 	c.own() // from here, only this goroutine calls c
-	return &loop{h: h, c: c, log: h.log, slots: make([]peerState, len(h.slots)), gap: h.cfg.park}
+	l := &loop{h: h, c: c, log: h.log, slots: make([]peerState, len(h.slots)), gap: h.cfg.park, inline: h.cfg.inline}
+	l.in.l = l
+	return l
 }
 
 func (l *loop) newPeer(idx uint16) Peer {
@@ -152,6 +159,8 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		n := l.drain(h.cfg.maxBatch)
 		l.deliver()
+		n += l.acted // the inline handler's sends: service now, not after a wait
+		l.acted = 0
 		if n < h.cfg.maxBatch && l.fresh {
 			// Events went out since the loop last parked. Their consumers
 			// were readied on this goroutine's P, where they would wait
@@ -218,7 +227,10 @@ func (l *loop) run(ctx context.Context) error {
 // look for work.
 func (l *loop) spin(idle time.Time) bool {
 	end := idle.Add(l.h.cfg.spin)
-	runtime.Gosched()
+	if l.inline == nil || l.yielded {
+		runtime.Gosched()
+	}
+	l.yielded = false
 	for {
 		if l.c.readable() {
 			l.arrived(idle)
@@ -291,16 +303,7 @@ func (l *loop) exec(c command) {
 		l.st.Broadcasts++
 		l.multicast(c)
 	case opMulticast:
-		l.idx = l.idx[:0]
-		for _, p := range *c.peers {
-			if l.current(p) && l.slots[p.Index()].connected {
-				if l.admit(uint16(p.Index()), c.flag) {
-					l.idx = append(l.idx, uint16(p.Index()))
-				}
-			} else {
-				l.st.SendsRejected++
-			}
-		}
+		l.collect(*c.peers, c.flag)
 		clear(*c.peers)
 		*c.peers = (*c.peers)[:0]
 		peerLists.Put(c.peers)
@@ -314,6 +317,21 @@ func (l *loop) exec(c command) {
 		l.disconnect(idx, c.how, c.data, ReasonLocal)
 	case opFunc:
 		c.fn(l)
+	}
+}
+
+// collect puts in l.idx the slots of those of peers that may be sent a
+// message with flag.
+func (l *loop) collect(peers []Peer, flag Flag) {
+	l.idx = l.idx[:0]
+	for _, p := range peers {
+		if l.current(p) && l.slots[p.Index()].connected {
+			if l.admit(uint16(p.Index()), flag) {
+				l.idx = append(l.idx, uint16(p.Index()))
+			}
+		} else {
+			l.st.SendsRejected++
+		}
 	}
 }
 
@@ -526,7 +544,7 @@ func (l *loop) handle(evs []cevent) {
 				continue
 			}
 			flag := flagOf(uint32(e.flags))
-			if l.head < len(l.q) || len(l.h.events) == cap(l.h.events) {
+			if l.inline == nil && (l.head < len(l.q) || len(l.h.events) == cap(l.h.events)) {
 				// It will wait in the queue: within its bounds?
 				if l.pending() >= l.h.cfg.maxPending || l.pendingBytes+int(e.length) > l.h.cfg.maxPendingBytes {
 					l.overflow(idx, flag)
@@ -539,6 +557,9 @@ func (l *loop) handle(evs []cevent) {
 			l.st.Receives++
 			l.emit(Event{Kind: EventReceive, Peer: Peer{h: l.h, id: s.id}, Channel: uint8(e.channel), Flag: flag, Addr: s.addr, Payload: payload})
 		}
+	}
+	if l.inline != nil {
+		l.dispatch()
 	}
 }
 
@@ -568,6 +589,10 @@ func (l *loop) pending() int { return len(l.q) - l.head }
 
 // emit delivers ev, or queues it behind those already waiting.
 func (l *loop) emit(ev Event) {
+	if l.inline != nil {
+		l.q = append(l.q, ev) // for dispatch, after the current call
+		return
+	}
 	l.fresh = true
 	if l.head == len(l.q) {
 		select {
@@ -582,6 +607,10 @@ func (l *loop) emit(ev Event) {
 
 // deliver moves waiting events into the channel as far as it has room.
 func (l *loop) deliver() {
+	if l.inline != nil {
+		l.dispatch()
+		return
+	}
 	for l.head < len(l.q) {
 		select {
 		case l.h.events <- l.q[l.head]:
@@ -681,6 +710,9 @@ func (l *loop) shutdown() {
 			l.c.peerDisconnect(uint16(i), disconnectNow, 0)
 			l.ended(uint16(i), ReasonShutdown, 0)
 		}
+	}
+	if l.inline != nil {
+		l.dispatch() // while the ENet host lives: the handler may still call Inline
 	}
 	l.c.flush()
 	final := l.stats()

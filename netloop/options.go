@@ -74,10 +74,11 @@ type config struct {
 	outPolicy       OutboundPolicy
 	maxPendingBytes int
 	perAddress      int
-	share           share     // SO_REUSEPORT, for host groups (group.go)
-	timeout         *Timeout  // nil: ENet's defaults
-	throttle        *Throttle // nil: ENet's defaults
-	err             error     // the first option that could not be taken
+	share           share      // SO_REUSEPORT, for host groups (group.go)
+	inline          InlineFunc // inline.go
+	timeout         *Timeout   // nil: ENet's defaults
+	throttle        *Throttle  // nil: ENet's defaults
+	err             error      // the first option that could not be taken
 }
 
 // Option configures a Host.

@@ -36,6 +36,23 @@
 // are never reused while the process lives, however ENet reuses its peer
 // slots.
 //
+// # Routing
+//
+// Run routes each host's events from the host's loop goroutine (as the
+// host's inline handler, see netloop.WithInline) straight into the
+// sessions' inboxes: a message goes loop -> session goroutine -> loop,
+// with no server goroutine between, which is what Serve, the channel path
+// kept for hosts run another way, costs. Routing never waits (a full inbox
+// is the SlowPolicy's), so the loop is never held up by a session; after
+// delivering, it yields once so that the session goroutines it woke answer
+// in the same batch. Observer methods and the server's log calls run on
+// the loop goroutine too. Measured side by side (2 cores, 64 clients x 8
+// echoes in flight, C load generator), session + dispatch went from 0.96x
+// to 1.15x the messages per second of a hand-written go-enet loop (1.09x
+// in another run); its CPU per message at a fixed 20,000 messages/s stayed
+// about the hand-written loop's (1.02x to 1.08x): waking the session
+// goroutines' threads is the cost (see netloop's Inline handlers).
+//
 // # Slow handlers
 //
 // Each session has a bounded inbox (WithInbox). A message that does not fit

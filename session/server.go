@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/enetkit/enetkit/netloop"
 )
@@ -58,7 +57,9 @@ const (
 )
 
 // Observer is told what happens to sessions (package metrics implements it).
-// Its methods are called from the server's goroutines and must not block.
+// Its methods are called from the server's goroutines, the hosts' loop
+// goroutines among them (see Run), and must not block: while one runs on
+// a loop, that host serves no peer.
 type Observer interface {
 	SessionStarted(s *Session)
 	SessionEnded(s *Session, end *EndError, lifetime time.Duration)
@@ -181,49 +182,91 @@ func (srv *Server) Stats() Stats {
 //	g.Go(func() error { return srv.Run(ctx) })
 //	g.Go(func() error { return myService(ctx) })
 //	return g.Wait()
+//
+// Run routes each host's events to the sessions' inboxes from the host's
+// loop goroutine, as the host's inline handler (netloop.Host.SetInline,
+// which Run sets, replacing any other): routing never waits, so a message
+// goes from the loop to its session's goroutine with no goroutine between.
+// Observer calls and the server's log calls then run on the loop goroutine
+// too, and must be as quick as the Observer's contract says. Run returns
+// the host's error (netloop.ErrRunning, netloop.ErrClosed) if a host has
+// already been run or closed.
 func (srv *Server) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
+	routers := make([]*router, len(srv.hosts))
+	for i, h := range srv.hosts { // a router per host: see NewForGroup
+		routers[i] = srv.newRouter()
+		if err := h.SetInline(routers[i].route); err != nil {
+			return err
+		}
+	}
+	var err error
 	if srv.group != nil {
-		g.Go(func() error { return srv.group.Run(gctx) })
+		err = srv.group.Run(ctx)
 	} else {
-		g.Go(func() error { return srv.host.Run(gctx) })
+		err = srv.host.Run(ctx)
 	}
-	for _, h := range srv.hosts { // a consumer per host: see NewForGroup
-		g.Go(func() error {
-			srv.Serve(h.Events())
-			return nil
-		})
+	// Run has returned: the loops are done with the routers.
+	for _, r := range routers {
+		r.end()
 	}
-	return g.Wait()
+	srv.wg.Wait()
+	return err
 }
 
 // Serve consumes a host's events until the channel closes and waits for
-// every session's handler to return. Run calls it, once per host; call it
-// yourself only to run the host in another way.
+// every session's handler to return. Call it only to run the host in
+// another way than Run does (Run routes events itself), once per host.
 func (srv *Server) Serve(events <-chan netloop.Event) {
-	sessions := make(map[netloop.Peer]*Session) // this host's
+	r := srv.newRouter()
 	for ev := range events {
-		switch ev.Kind {
-		case netloop.EventConnect:
-			sessions[ev.Peer] = srv.start(ev)
-		case netloop.EventReceive:
-			if s := sessions[ev.Peer]; s != nil {
-				srv.deliver(s, Message{Channel: ev.Channel, Flag: ev.Flag, Data: ev.Payload})
-			}
-		case netloop.EventDisconnect:
-			if s := sessions[ev.Peer]; s != nil {
-				delete(sessions, ev.Peer)
-				srv.finish(s, ev)
-			}
+		r.route(nil, ev)
+	}
+	r.end()
+	srv.wg.Wait()
+}
+
+// router routes one host's events to its sessions: on the host's loop
+// goroutine, as its inline handler (Run), or on a consumer goroutine
+// (Serve). Either way one goroutine at a time, in the host's order.
+type router struct {
+	srv      *Server
+	sessions map[netloop.Peer]*Session // this host's
+}
+
+func (srv *Server) newRouter() *router {
+	return &router{srv: srv, sessions: make(map[netloop.Peer]*Session)}
+}
+
+// route handles one event. in is the loop's Inline when route runs as the
+// inline handler, nil in Serve.
+func (r *router) route(in *netloop.Inline, ev netloop.Event) {
+	srv := r.srv
+	switch ev.Kind {
+	case netloop.EventConnect:
+		r.sessions[ev.Peer] = srv.start(ev)
+	case netloop.EventReceive:
+		if s := r.sessions[ev.Peer]; s != nil {
+			srv.deliver(in, s, Message{Channel: ev.Channel, Flag: ev.Flag, Data: ev.Payload})
+		}
+		if in != nil {
+			in.Yield() // the session's goroutine answers in this batch, on the loop's processor
+		}
+	case netloop.EventDisconnect:
+		if s := r.sessions[ev.Peer]; s != nil {
+			delete(r.sessions, ev.Peer)
+			srv.finish(s, ev)
 		}
 	}
-	// The host delivers every Disconnect before closing Events unless its
-	// consumer stalled past the drain timeout; end any session left.
-	for p, s := range sessions {
-		delete(sessions, p)
-		srv.finish(s, netloop.Event{Kind: netloop.EventDisconnect, Peer: p, Reason: netloop.ReasonShutdown})
+}
+
+// end ends the sessions left once the host's events are over. The host
+// delivers every Disconnect before it stops unless a consumer of Events
+// stalled past the drain timeout.
+func (r *router) end() {
+	for p, s := range r.sessions {
+		delete(r.sessions, p)
+		r.srv.finish(s, netloop.Event{Kind: netloop.EventDisconnect, Peer: p, Reason: netloop.ReasonShutdown})
 	}
-	srv.wg.Wait()
 }
 
 func (srv *Server) start(ev netloop.Event) *Session {
@@ -243,8 +286,9 @@ func (srv *Server) start(ev netloop.Event) *Session {
 	return s
 }
 
-// deliver puts m in s's inbox, or applies the slow-consumer policy.
-func (srv *Server) deliver(s *Session, m Message) {
+// deliver puts m in s's inbox, or applies the slow-consumer policy; in is
+// the loop's Inline when deliver runs on the loop goroutine, or nil.
+func (srv *Server) deliver(in *netloop.Inline, s *Session, m Message) {
 	if s.dropping || s.returned.Load() {
 		srv.drop(s, m)
 		return
@@ -265,7 +309,7 @@ func (srv *Server) deliver(s *Session, m Message) {
 	s.dropping = true
 	srv.stats.slowClosed.Add(1)
 	srv.log.Warn("session too slow: disconnecting", zap.Uint64("session", s.ID()), zap.Stringer("addr", s.addr), zap.Int("inbox", cap(s.inbox)))
-	if err := s.closeAs(ReasonSlow, 0); err != nil {
+	if err := s.closeIn(in, ReasonSlow, 0); err != nil {
 		srv.log.Warn("disconnect slow session", zap.Uint64("session", s.ID()), zap.Error(err))
 	}
 }

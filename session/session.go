@@ -86,7 +86,7 @@ type Session struct {
 	data    uint32
 	started time.Time
 
-	inbox      chan Message // server -> handler; closed after the last message
+	inbox      chan Message // router -> handler; closed after the last message
 	inboxBytes atomic.Int64 // payload bytes in inbox
 	ctx        context.Context
 	cancel     context.CancelCauseFunc
@@ -94,8 +94,8 @@ type Session struct {
 	local    atomic.Uint32 // Reason this side asked for, 0 if none
 	sentData atomic.Uint32 // the data this side disconnected with
 	returned atomic.Bool   // the handler has returned
-	dropping bool          // server goroutine only: drop the rest of the messages
-	end      *EndError     // server goroutine writes before cancel; readers after ctx.Done
+	dropping bool          // the router only: drop the rest of the messages
+	end      *EndError     // the router writes before cancel; readers after ctx.Done
 
 	handlerErr error // set by the session goroutine before it disconnects
 
@@ -218,9 +218,16 @@ func (s *Session) fail(r Reason, err error) {
 	s.closeAs(r, 0)
 }
 
-func (s *Session) closeAs(r Reason, data uint32) error {
+func (s *Session) closeAs(r Reason, data uint32) error { return s.closeIn(nil, r, data) }
+
+// closeIn is closeAs through in, the loop's Inline, when the caller runs on
+// the loop goroutine (in != nil), where a Host call could wait for the loop.
+func (s *Session) closeIn(in *netloop.Inline, r Reason, data uint32) error {
 	if s.local.CompareAndSwap(0, uint32(r)) {
 		s.sentData.Store(data)
+	}
+	if in != nil {
+		return s.gone(in.DisconnectLater(s.peer, data))
 	}
 	return s.gone(s.peer.Host().DisconnectLater(context.Background(), s.peer, data))
 }

@@ -85,7 +85,11 @@ func TestDeadNode(t *testing.T) {
 	mustPut(t, kv("groups"), memberKey("room", "gus"), "ghost")
 
 	a.expectEvent(t, NodeJoined, "ghost")
-	netlooptest.Eventually(t, "gus in room", func() bool { return room.Len() == 2 })
+	// The three buckets are watched apart: wait for the group and the binding.
+	netlooptest.Eventually(t, "gus in room and bound", func() bool {
+		_, bound := a.Where("gus")
+		return room.Len() == 2 && bound
+	})
 	if node, ok := a.Where("gus"); !ok || node != "ghost" {
 		t.Fatalf("Where(gus) = %q, %v", node, ok)
 	}

@@ -5,6 +5,7 @@
 //   - ref: a plain go-enet loop blocking in Service(1) (package refserver)
 //   - ref-poll: the same loop busy-polling Service(0)
 //   - netloop: echo on netloop's event channel (package echo)
+//   - netloop/inline: echo in an inline handler, on the loop's goroutine
 //   - session: echo through session and dispatch (package echo)
 //   - netloop+metrics, session+metrics: the same with package metrics on
 //     (loop timing, observers, per-peer series, a scrape every second)
@@ -57,7 +58,7 @@ import (
 )
 
 func main() {
-	serve := flag.String("serve", "", "run as the server `impl` (ref, ref-poll, netloop, session, netloop+metrics, session+metrics) instead")
+	serve := flag.String("serve", "", "run as the server `impl` (ref, ref-poll, netloop, netloop/inline, session, netloop+metrics, session+metrics) instead")
 	addr := flag.String("addr", "127.0.0.1:0", "server address (with -serve)")
 	peers := flag.Int("peers", 1024, "peer slots of every server")
 	impls := flag.String("impls", "ref,ref-poll,netloop,netloop/1p,session,session/1p", "servers to compare, the first is the reference")
@@ -138,7 +139,7 @@ func runServer(ctx context.Context, impl, addr string, peers int) error {
 		err = echo.Group(ctx, g, received)
 		fmt.Fprintf(os.Stderr, "group: messages received per host: %v\n", received)
 		return err
-	case "netloop", "session", "netloop+metrics", "session+metrics":
+	case "netloop", "netloop/inline", "session", "netloop+metrics", "session+metrics":
 		base, withMetrics := strings.CutSuffix(impl, "+metrics")
 		opts := []netloop.Option{netloop.WithPeers(peers), netloop.WithChannels(echo.Channels), netloop.WithPerAddressLimit(netloop.MaxPeers)} // every load client is on 127.0.0.1
 		if withMetrics {
@@ -158,8 +159,11 @@ func runServer(ctx context.Context, impl, addr string, peers int) error {
 			go scrape(ctx, reg)
 		}
 		fmt.Printf("listening on %s\n", h.Addr())
-		if base == "netloop" {
+		switch base {
+		case "netloop":
 			return echo.Netloop(ctx, h)
+		case "netloop/inline":
+			return echo.Inline(ctx, h)
 		}
 		return echo.Session(ctx, h, m)
 	}

@@ -1,6 +1,7 @@
 // Package echo holds the benchmark's echo servers written on the framework,
 // to be compared with the hand-written go-enet loop in package refserver:
-// one on netloop's event channel, one through session and dispatch. Both
+// one on netloop's event channel, one in an inline handler on the loop's
+// goroutine, one through session and dispatch. Both
 // answer package load's broadcast request on channel 0.
 package echo
 
@@ -28,6 +29,30 @@ func Netloop(ctx context.Context, h *netloop.Host) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Run(ctx) })
 	g.Go(func() error { echoEvents(ctx, g, h); return nil })
+	return g.Wait()
+}
+
+// Inline echoes as Netloop does, but from an inline handler (see
+// netloop.WithInline): each message is answered on the loop's goroutine,
+// with no consumer goroutine and no command on the way; it runs h.
+func Inline(ctx context.Context, h *netloop.Host) error {
+	g, ctx := errgroup.WithContext(ctx)
+	err := h.SetInline(func(in *netloop.Inline, ev netloop.Event) {
+		if ev.Kind != netloop.EventReceive {
+			return
+		}
+		if ev.Channel == load.BroadcastChannel && load.IsBroadcastRequest(ev.Payload) {
+			if r, err := load.ParseBroadcastRequest(ev.Payload); err == nil {
+				g.Go(func() error { return broadcast(ctx, h, r) })
+			}
+			return
+		}
+		in.Send(ev.Peer, ev.Channel, ev.Payload, ev.Flag) // an error means the peer went away
+	})
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return h.Run(ctx) })
 	return g.Wait()
 }
 
