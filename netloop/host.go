@@ -21,7 +21,7 @@ type Host struct {
 	log  *zap.Logger
 	addr netip.AddrPort
 
-	slots []slot // per peer slot, read by callers to check handles
+	public []publicSlot // per peer slot, read by callers to check handles
 
 	cmds   chan command  // callers -> loop
 	events chan Event    // loop -> consumer; closed when Run returns
@@ -48,8 +48,9 @@ type Host struct {
 	cancel context.CancelFunc
 }
 
-// slot is what callers may read, lock-free, about a peer slot.
-type slot struct {
+// publicSlot is what callers may read, lock-free, about a peer slot: the
+// loop publishes it; the loop's own record of the slot is its peerState.
+type publicSlot struct {
 	id       atomic.Uint64 // the current connection's Peer id; 0 = none
 	channels atomic.Uint32 // its channel count; 0 until connected
 
@@ -98,7 +99,7 @@ func New(addr string, opts ...Option) (*Host, error) {
 	h := &Host{
 		cfg:    cfg,
 		log:    cfg.log.Named("netloop"),
-		slots:  make([]slot, cfg.peers),
+		public:  make([]publicSlot, cfg.peers),
 		cmds:   make(chan command, cfg.commandBuffer),
 		events: make(chan Event, cfg.eventBuffer),
 		stop:   make(chan struct{}),
@@ -253,7 +254,7 @@ func (h *Host) CheckEvents() (ev Event, ok bool) {
 func (h *Host) Addr() netip.AddrPort { return h.addr }
 
 // PeerCount returns the number of peer slots (lua-enet's peer_count).
-func (h *Host) PeerCount() int { return len(h.slots) }
+func (h *Host) PeerCount() int { return len(h.public) }
 
 // wake makes a parked loop return from ENet. Senders call it after
 // queueing a command; it costs one datagram only when the loop is parked.
@@ -334,7 +335,7 @@ func (h *Host) check(p Peer) error {
 	if h.stopping.Load() {
 		return ErrClosed
 	}
-	if h.slots[p.Index()].id.Load() != p.id {
+	if h.public[p.Index()].id.Load() != p.id {
 		return ErrStalePeer
 	}
 	return nil
@@ -373,7 +374,7 @@ func (h *Host) Send(ctx context.Context, p Peer, ch uint8, data []byte, flag Fla
 	if err := checkMessage(data, flag); err != nil {
 		return err
 	}
-	sl := &h.slots[p.Index()]
+	sl := &h.public[p.Index()]
 	switch n := sl.channels.Load(); {
 	case n == 0:
 		return ErrNotConnected
@@ -414,7 +415,7 @@ func (h *Host) submitPacket(ctx context.Context, c command) error {
 // waitRoom waits until what ENet holds for p, and what is on its way to
 // it, is below the outbound limit.
 func (h *Host) waitRoom(ctx context.Context, p Peer) error {
-	sl := &h.slots[p.Index()]
+	sl := &h.public[p.Index()]
 	limit := int64(h.cfg.outLimit)
 	for sl.queued.Load()+sl.inflight.Load() >= limit {
 		if h.onLoop() {
@@ -628,8 +629,8 @@ func (h *Host) PeerInfo(ctx context.Context, p Peer) (PeerInfo, error) {
 func (h *Host) Peers(ctx context.Context) ([]PeerInfo, error) {
 	return call(ctx, h, func(l *loop) ([]PeerInfo, error) {
 		var out []PeerInfo
-		for i := range l.slots {
-			if l.slots[i].id != 0 {
+		for i := range l.peers {
+			if l.peers[i].id != 0 {
 				out = append(out, l.peerInfo(uint16(i)))
 			}
 		}
@@ -641,14 +642,14 @@ func (h *Host) Peers(ctx context.Context) ([]PeerInfo, error) {
 // host:get_peer, which counts from 1). It returns ErrStalePeer if the slot
 // is free and ErrRange if i is not a slot.
 func (h *Host) PeerAt(ctx context.Context, i int) (Peer, error) {
-	if i < 0 || i >= len(h.slots) {
-		return Peer{}, fmt.Errorf("%w: peer index %d, host has %d", ErrRange, i, len(h.slots))
+	if i < 0 || i >= len(h.public) {
+		return Peer{}, fmt.Errorf("%w: peer index %d, host has %d", ErrRange, i, len(h.public))
 	}
 	return call(ctx, h, func(l *loop) (Peer, error) {
-		if l.slots[i].id == 0 {
+		if l.peers[i].id == 0 {
 			return Peer{}, ErrStalePeer
 		}
-		return Peer{h: h, id: l.slots[i].id}, nil
+		return Peer{h: h, id: l.peers[i].id}, nil
 	})
 }
 

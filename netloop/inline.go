@@ -131,7 +131,7 @@ func (in *Inline) Send(p Peer, ch uint8, data []byte, flag Flag) error {
 		return err
 	}
 	idx := uint16(p.Index())
-	switch n := l.h.slots[idx].channels.Load(); {
+	switch n := l.h.public[idx].channels.Load(); {
 	case n == 0:
 		return ErrNotConnected
 	case uint32(ch) >= n:
@@ -241,7 +241,7 @@ func (l *loop) call(ev Event) {
 		l.in.active = false
 		if r := recover(); r != nil {
 			l.log.Error("inline handler panicked", zap.Stringer("kind", ev.Kind), zap.Stringer("peer", ev.Peer), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
-			if ev.Kind != EventDisconnect && l.current(ev.Peer) && l.slots[ev.Peer.Index()].closing == 0 {
+			if ev.Kind != EventDisconnect && l.current(ev.Peer) && l.peers[ev.Peer.Index()].closing == 0 {
 				l.disconnect(uint16(ev.Peer.Index()), disconnect, 0, ReasonLocal)
 			}
 		}

@@ -77,7 +77,7 @@ type loop struct {
 	h       *Host
 	c       *chost
 	log     *zap.Logger
-	slots   []peerState
+	peers   []peerState
 	live    int      // slots with a connection (connected or connecting)
 	idx     []uint16 // scratch for multicast
 	results []sent   // scratch for multicast
@@ -109,34 +109,34 @@ var nextSeq atomic.Uint64
 
 func newLoop(h *Host, c *chost) *loop {
 	c.own() // from here, only this goroutine calls c
-	l := &loop{h: h, c: c, log: h.log, slots: make([]peerState, len(h.slots)), gap: h.cfg.park, inline: h.cfg.inline}
+	l := &loop{h: h, c: c, log: h.log, peers: make([]peerState, len(h.public)), gap: h.cfg.park, inline: h.cfg.inline}
 	l.in.l = l
 	return l
 }
 
 func (l *loop) newPeer(idx uint16) Peer {
 	id := nextSeq.Add(1)<<indexBits | uint64(idx)
-	l.slots[idx] = peerState{id: id}
-	l.h.slots[idx].id.Store(id)
+	l.peers[idx] = peerState{id: id}
+	l.h.public[idx].id.Store(id)
 	l.live++
 	return Peer{h: l.h, id: id}
 }
 
 // free forgets the connection in slot idx.
 func (l *loop) free(idx uint16) {
-	sl := &l.h.slots[idx]
+	sl := &l.h.public[idx]
 	sl.id.Store(0) // first: a racing Send sees ErrStalePeer
 	sl.channels.Store(0)
 	sl.queued.Store(0)
 	if sl.blocked.Swap(false) {
 		l.h.roomMade() // last: a sender waiting for this peer finds it gone
 	}
-	l.slots[idx] = peerState{}
+	l.peers[idx] = peerState{}
 	l.live--
 }
 
 func (l *loop) current(p Peer) bool {
-	return p.h == l.h && p.id != 0 && l.slots[p.Index()].id == p.id
+	return p.h == l.h && p.id != 0 && l.peers[p.Index()].id == p.id
 }
 
 func (l *loop) run(ctx context.Context) error {
@@ -157,7 +157,7 @@ func (l *loop) run(ctx context.Context) error {
 		if timing {
 			start = time.Now()
 		}
-		n := l.drain(h.cfg.maxBatch)
+		n := l.runCommands(h.cfg.maxBatch)
 		l.deliver()
 		n += l.acted // the inline handler's sends: service now, not after a wait
 		l.acted = 0
@@ -168,7 +168,7 @@ func (l *loop) run(ctx context.Context) error {
 			// them run now, and take what they answer in this batch.
 			l.fresh = false
 			runtime.Gosched()
-			n += l.drain(h.cfg.maxBatch - n)
+			n += l.runCommands(h.cfg.maxBatch - n)
 		}
 		if n == 0 && l.pending() > 0 {
 			// The consumer is behind: wait for it (or a command) in Go, for
@@ -201,7 +201,7 @@ func (l *loop) run(ctx context.Context) error {
 				if !h.awake.Swap(true) {
 					l.arrived(idle) // a datagram, or the park interval passed
 				}
-				l.drain(h.cfg.maxBatch)
+				l.runCommands(h.cfg.maxBatch)
 			}
 		}
 		if timing {
@@ -253,8 +253,8 @@ func (l *loop) arrived(idle time.Time) {
 	l.gap += (time.Since(idle) - l.gap) / 4
 }
 
-// drain executes up to max queued commands without waiting.
-func (l *loop) drain(max int) int {
+// runCommands executes up to max queued commands without waiting.
+func (l *loop) runCommands(max int) int {
 	for n := 0; n < max; n++ {
 		select {
 		case c := <-l.h.cmds:
@@ -270,11 +270,11 @@ func (l *loop) exec(c command) {
 	switch c.op {
 	case opSend:
 		idx := uint16(c.peer.Index())
-		s := &l.slots[idx]
+		s := &l.peers[idx]
 		if l.h.cfg.outPolicy == OutboundWait {
 			// Taken off what is on its way to the slot, which the sender
 			// added, whatever becomes of the message.
-			l.h.slots[idx].inflight.Add(-int64(c.size))
+			l.h.public[idx].inflight.Add(-int64(c.size))
 		}
 		if s.id != c.peer.id || !s.connected {
 			c.pkt.destroy()
@@ -285,7 +285,7 @@ func (l *loop) exec(c command) {
 		if l.h.cfg.outPolicy == OutboundWait {
 			// The caller waited for room (see Host.waitRoom).
 			l.handed(idx, c.flag, c.size, l.c.send(idx, &c))
-			l.h.slots[idx].queued.Store(int64(s.queued))
+			l.h.public[idx].queued.Store(int64(s.queued))
 			return
 		}
 		if !l.admit(idx, c.flag) {
@@ -295,8 +295,8 @@ func (l *loop) exec(c command) {
 		l.handed(idx, c.flag, c.size, l.c.send(idx, &c))
 	case opBroadcast:
 		l.idx = l.idx[:0]
-		for i := range l.slots {
-			if s := &l.slots[i]; s.id != 0 && s.connected && s.closing == 0 && l.admit(uint16(i), c.flag) {
+		for i := range l.peers {
+			if s := &l.peers[i]; s.id != 0 && s.connected && s.closing == 0 && l.admit(uint16(i), c.flag) {
 				l.idx = append(l.idx, uint16(i))
 			}
 		}
@@ -311,7 +311,7 @@ func (l *loop) exec(c command) {
 		l.multicast(c)
 	case opDisconnect:
 		idx := uint16(c.peer.Index())
-		if l.slots[idx].id != c.peer.id {
+		if l.peers[idx].id != c.peer.id {
 			return // already gone: its Disconnect event is out
 		}
 		l.disconnect(idx, c.how, c.data, ReasonLocal)
@@ -325,7 +325,7 @@ func (l *loop) exec(c command) {
 func (l *loop) collect(peers []Peer, flag Flag) {
 	l.idx = l.idx[:0]
 	for _, p := range peers {
-		if l.current(p) && l.slots[p.Index()].connected {
+		if l.current(p) && l.peers[p.Index()].connected {
 			if l.admit(uint16(p.Index()), flag) {
 				l.idx = append(l.idx, uint16(p.Index()))
 			}
@@ -357,7 +357,7 @@ func (l *loop) multicast(c command) {
 
 // handed accounts for a message handed to the peer in slot idx.
 func (l *loop) handed(idx uint16, flag Flag, size int, r sent) {
-	s := &l.slots[idx]
+	s := &l.peers[idx]
 	switch r {
 	case sentOK:
 		l.st.SentByFlag[flag]++
@@ -386,7 +386,7 @@ func (l *loop) admit(idx uint16, flag Flag) bool {
 	if !l.full(idx) {
 		return true
 	}
-	s := &l.slots[idx]
+	s := &l.peers[idx]
 	if flag != Reliable && l.h.cfg.outPolicy != OutboundDisconnect {
 		l.st.Dropped++
 		return false
@@ -405,7 +405,7 @@ func (l *loop) admit(idx uint16, flag Flag) bool {
 // over the outbound limit, walking its queues when the estimate says it may
 // be.
 func (l *loop) full(idx uint16) bool {
-	s := &l.slots[idx]
+	s := &l.peers[idx]
 	limit := l.h.cfg.outLimit
 	if s.queued < limit {
 		return false
@@ -428,13 +428,13 @@ func (l *loop) unblock() {
 	l.lastUnblock = now
 	limit := int64(l.h.cfg.outLimit)
 	room := false
-	for i := range l.h.slots {
-		sl := &l.h.slots[i]
-		if !sl.blocked.Load() || l.slots[i].id == 0 {
+	for i := range l.h.public {
+		sl := &l.h.public[i]
+		if !sl.blocked.Load() || l.peers[i].id == 0 {
 			continue
 		}
 		q := l.c.queuedBytes(uint16(i))
-		l.slots[i].queued = q
+		l.peers[i].queued = q
 		sl.queued.Store(int64(q))
 		if int64(q)+sl.inflight.Load() < limit {
 			sl.blocked.Store(false)
@@ -449,7 +449,7 @@ func (l *loop) unblock() {
 // disconnect starts ending the connection in slot idx. ENet reports no
 // event for disconnect_now and reset, so the loop emits it.
 func (l *loop) disconnect(idx uint16, w how, data uint32, why Reason) {
-	s := &l.slots[idx]
+	s := &l.peers[idx]
 	if !s.connected {
 		// Still connecting: ENet would only send a disconnect to a peer that
 		// has not answered; drop it and report the failure.
@@ -464,7 +464,7 @@ func (l *loop) disconnect(idx uint16, w how, data uint32, why Reason) {
 	}
 	s.closing = why
 	// No more sends: the connection is on its way out.
-	l.h.slots[idx].channels.Store(0)
+	l.h.public[idx].channels.Store(0)
 }
 
 func (l *loop) connect(to netip.AddrPort, channels int, data uint32) (Peer, error) {
@@ -477,7 +477,7 @@ func (l *loop) connect(to netip.AddrPort, channels int, data uint32) (Peer, erro
 		l.c.setTimeout(idx, 0, ms, ms)
 	}
 	p := l.newPeer(idx)
-	l.slots[idx].addr = to
+	l.peers[idx].addr = to
 	return p, nil
 }
 
@@ -502,7 +502,7 @@ func (l *loop) handle(evs []cevent) {
 	for i := range evs {
 		e := &evs[i]
 		idx := eventPeer(e)
-		s := &l.slots[idx]
+		s := &l.peers[idx]
 		switch eventType(e) {
 		case cConnect:
 			if s.id == 0 {
@@ -517,7 +517,7 @@ func (l *loop) handle(evs []cevent) {
 			s.connected = true
 			s.addr = eventAddr(e)
 			l.configure(idx)
-			l.h.slots[idx].channels.Store(uint32(e.channels))
+			l.h.public[idx].channels.Store(uint32(e.channels))
 			l.st.Connects++
 			p := Peer{h: l.h, id: s.id}
 			l.log.Debug("connect", zap.Stringer("peer", p), zap.Stringer("addr", s.addr))
@@ -565,7 +565,7 @@ func (l *loop) handle(evs []cevent) {
 
 // ended emits the Disconnect event of slot idx and frees it.
 func (l *loop) ended(idx uint16, why Reason, data uint32) {
-	p, addr := Peer{h: l.h, id: l.slots[idx].id}, l.slots[idx].addr
+	p, addr := Peer{h: l.h, id: l.peers[idx].id}, l.peers[idx].addr
 	l.st.Disconnects++
 	l.log.Debug("disconnect", zap.Stringer("peer", p), zap.Stringer("addr", addr), zap.Stringer("reason", why), zap.Uint32("data", data))
 	l.free(idx)
@@ -578,7 +578,7 @@ func (l *loop) overflow(idx uint16, flag Flag) {
 	if flag != Reliable || l.h.cfg.slow == SlowDropAll {
 		return
 	}
-	s := &l.slots[idx]
+	s := &l.peers[idx]
 	s.dropping = true
 	l.st.PeersDropped++
 	l.log.Warn("consumer too slow: disconnecting peer", zap.Stringer("peer", Peer{h: l.h, id: s.id}), zap.Stringer("addr", s.addr), zap.Int("pending", l.pending()))
@@ -651,7 +651,7 @@ func (l *loop) account() {
 func (l *loop) stats() Stats {
 	s := l.st
 	s.Iteration, s.Service = s.Iteration.clone(), s.Service.clone()
-	s.PeerCount = len(l.slots)
+	s.PeerCount = len(l.peers)
 	s.PendingEvents = l.pending()
 	s.QueuedCommands = len(l.h.cmds)
 	s.PendingBytes = l.pendingBytes
@@ -668,7 +668,7 @@ func (l *loop) stats() Stats {
 
 func (l *loop) peerInfo(idx uint16) PeerInfo {
 	info := l.c.peerInfo(idx)
-	s := &l.slots[idx]
+	s := &l.peers[idx]
 	info.Peer = Peer{h: l.h, id: s.id}
 	info.BytesSent, info.BytesReceived = s.bytesOut, s.bytesIn
 	info.MessagesSent, info.MessagesReceived = s.msgsOut, s.msgsIn
@@ -689,12 +689,12 @@ func (l *loop) shutdown() {
 	close(h.stop)
 	// A caller that saw stopping == false may still be pushing: wait for it.
 	for h.senders.Load() > 0 || len(h.cmds) > 0 {
-		if l.drain(len(h.cmds)+1) == 0 {
+		if l.runCommands(len(h.cmds)+1) == 0 {
 			runtime.Gosched()
 		}
 	}
-	for i := range l.slots {
-		if l.slots[i].id != 0 && l.slots[i].closing == 0 {
+	for i := range l.peers {
+		if l.peers[i].id != 0 && l.peers[i].closing == 0 {
 			l.disconnect(uint16(i), disconnectLater, 0, ReasonShutdown)
 		}
 	}
@@ -705,8 +705,8 @@ func (l *loop) shutdown() {
 		l.handle(l.c.pump())
 		l.account()
 	}
-	for i := range l.slots {
-		if l.slots[i].id != 0 {
+	for i := range l.peers {
+		if l.peers[i].id != 0 {
 			l.c.peerDisconnect(uint16(i), disconnectNow, 0)
 			l.ended(uint16(i), ReasonShutdown, 0)
 		}
