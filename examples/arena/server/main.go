@@ -55,12 +55,12 @@ import (
 var spectatorPage []byte
 
 type config struct {
-	addr, httpAddr, metricsAddr string
-	tickHz, peers               int
-	window, liveness            time.Duration
-	verbose, throttle, precise  bool
-	cpuProfile, tickLog         string
-	natsURL, natsListen, node   string
+	addr, httpAddr, metricsAddr  string
+	tickHz, peers                int
+	window, liveness, spin, park time.Duration
+	verbose, throttle, precise   bool
+	cpuProfile, tickLog          string
+	natsURL, natsListen, node    string
 }
 
 func main() {
@@ -72,6 +72,8 @@ func main() {
 	flag.IntVar(&c.peers, "peers", 1024, "most players connected at once")
 	flag.DurationVar(&c.window, "window", 10*time.Second, "reconnection window")
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
+	flag.DurationVar(&c.park, "park", 10*time.Millisecond, "longest wait of the host's loop on its socket (netloop.WithParkInterval)")
+	flag.DurationVar(&c.spin, "spin", 50*time.Microsecond, "how long the host's loop may poll before it parks (netloop.WithSpin; 0 never polls)")
 	flag.BoolVar(&c.precise, "precise", false, "precise ticks (room.WithPreciseTicks): lower lateness, more CPU")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
 	flag.StringVar(&c.natsURL, "nats", "", "join the cluster of the NATS server at this `url`")
@@ -107,7 +109,7 @@ func run(ctx context.Context, c config) error {
 	// Bots on one machine share an address: let each hold every slot.
 	host, err := netloop.New(c.addr, netloop.WithPeers(c.peers), netloop.WithChannels(arenaproto.Channels),
 		netloop.WithLogger(log), netloop.WithDrainTimeout(2*time.Second), netloop.WithSocketBuffers(4<<20, 4<<20),
-		netloop.WithPerAddressLimit(c.peers))
+		netloop.WithPerAddressLimit(c.peers), netloop.WithSpin(c.spin), netloop.WithParkInterval(c.park))
 	if err != nil {
 		return err
 	}
