@@ -676,9 +676,11 @@ func (r *Room) leave(m *Member, why LeaveReason) {
 	r.members[m.Seat] = nil
 	r.count--
 	m.Player.seat.CompareAndSwap(m, nil)
+	// The player's token dies before anyone hears of the leave: a client
+	// told "expired" must not resume with it.
+	r.srv.release(r, m.Player)
 	r.memberEvent(m, EventLeft, why.String())
 	r.h.Leave(r, m, why)
-	r.srv.release(r, m.Player)
 	if o := r.srv.obs; o != nil {
 		o.MemberLeft(r.kind.name, why)
 	}
