@@ -39,6 +39,13 @@ var (
 	ErrRange = errors.New("netloop: argument out of range")
 	// ErrRunning: Run was called twice.
 	ErrRunning = errors.New("netloop: host already running")
+	// ErrInlineDone: an Inline was used after the call it was handed to
+	// returned.
+	ErrInlineDone = errors.New("netloop: Inline used after its handler returned")
+	// ErrLoopGoroutine: a Host method that waits for the loop was called
+	// from the loop's own goroutine, by an inline handler, where it would
+	// wait forever. Use the Inline's methods instead.
+	ErrLoopGoroutine = errors.New("netloop: blocking Host call from the loop goroutine (inline handler)")
 )
 
 // goneError is an error that is an ErrGone.

@@ -1,7 +1,6 @@
 package netloop
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -10,15 +9,6 @@ import (
 )
 
 // Errors of the inline mode (see WithInline).
-var (
-	// ErrInlineDone: an Inline was used after the call it was handed to
-	// returned.
-	ErrInlineDone = errors.New("netloop: Inline used after its handler returned")
-	// ErrLoopGoroutine: a Host method that waits for the loop was called
-	// from the loop's own goroutine, by an inline handler, where it would
-	// wait forever. Use the Inline's methods instead.
-	ErrLoopGoroutine = errors.New("netloop: blocking Host call from the loop goroutine (inline handler)")
-)
 
 // InlineFunc is an inline handler: the loop calls it for each event, on
 // the loop's goroutine, in place of delivering the event on Events.
