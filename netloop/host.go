@@ -99,7 +99,7 @@ func New(addr string, opts ...Option) (*Host, error) {
 	h := &Host{
 		cfg:    cfg,
 		log:    cfg.log.Named("netloop"),
-		public:  make([]publicSlot, cfg.peers),
+		public: make([]publicSlot, cfg.peers),
 		cmds:   make(chan command, cfg.commandBuffer),
 		events: make(chan Event, cfg.eventBuffer),
 		stop:   make(chan struct{}),
