@@ -341,6 +341,38 @@ func (h *Host) check(p Peer) error {
 	return nil
 }
 
+// checkSend validates a send to p before it is queued: the handle, the
+// message, and the channel against the peer's count. It returns p's slot.
+func (h *Host) checkSend(p Peer, ch uint8, data []byte, flag Flag) (*publicSlot, error) {
+	if err := h.check(p); err != nil {
+		return nil, err
+	}
+	if err := checkMessage(data, flag); err != nil {
+		return nil, err
+	}
+	sl := &h.public[p.Index()]
+	switch n := sl.channels.Load(); {
+	case n == 0:
+		return nil, ErrNotConnected
+	case uint32(ch) >= n:
+		return nil, fmt.Errorf("%w: channel %d, peer has %d", ErrChannel, ch, n)
+	}
+	return sl, nil
+}
+
+// checkMulti validates a send to several peers: the message, and the
+// channel against ENet's limit (each peer's own count is checked in the
+// loop).
+func checkMulti(ch uint8, data []byte, flag Flag) error {
+	if err := checkMessage(data, flag); err != nil {
+		return err
+	}
+	if int(ch) >= MaxChannels {
+		return fmt.Errorf("%w: channel %d, ENet's limit is %d", ErrChannel, ch, MaxChannels-1)
+	}
+	return nil
+}
+
 func checkMessage(data []byte, flag Flag) error {
 	switch {
 	case flag > Unreliable:
@@ -368,18 +400,9 @@ func checkMessage(data []byte, flag Flag) error {
 // unreliable fragments, all of which must arrive for the message to (the
 // receiver sees Unreliable: fragments are sequenced).
 func (h *Host) Send(ctx context.Context, p Peer, ch uint8, data []byte, flag Flag) error {
-	if err := h.check(p); err != nil {
+	sl, err := h.checkSend(p, ch, data, flag)
+	if err != nil {
 		return err
-	}
-	if err := checkMessage(data, flag); err != nil {
-		return err
-	}
-	sl := &h.public[p.Index()]
-	switch n := sl.channels.Load(); {
-	case n == 0:
-		return ErrNotConnected
-	case uint32(ch) >= n:
-		return fmt.Errorf("%w: channel %d, peer has %d", ErrChannel, ch, n)
 	}
 	if h.cfg.outPolicy == OutboundWait {
 		if err := h.waitRoom(ctx, p); err != nil {
@@ -388,7 +411,7 @@ func (h *Host) Send(ctx context.Context, p Peer, ch uint8, data []byte, flag Fla
 		sl.inflight.Add(int64(len(data)))
 	}
 	c := command{op: opSend, peer: p, ch: ch, flag: flag}
-	err := c.setMessage(data)
+	err = c.setMessage(data)
 	if err == nil {
 		err = h.submitPacket(ctx, c)
 	}
@@ -461,11 +484,8 @@ func (h *Host) roomMade() {
 // than ch+1 channels are skipped, and counted in Stats.SendsRejected. Like
 // Send, it retains nothing.
 func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) error {
-	if err := checkMessage(data, flag); err != nil {
+	if err := checkMulti(ch, data, flag); err != nil {
 		return err
-	}
-	if int(ch) >= MaxChannels {
-		return fmt.Errorf("%w: channel %d, ENet's limit is %d", ErrChannel, ch, MaxChannels-1)
 	}
 	c := command{op: opBroadcast, ch: ch, flag: flag}
 	if err := c.setMessage(data); err != nil {
@@ -480,11 +500,8 @@ func (h *Host) Broadcast(ctx context.Context, ch uint8, data []byte, flag Flag) 
 // channels; they count in Stats.SendsRejected. Like Send, it retains
 // nothing: neither peers nor data is read after it returns.
 func (h *Host) Multicast(ctx context.Context, peers []Peer, ch uint8, data []byte, flag Flag) error {
-	if err := checkMessage(data, flag); err != nil {
+	if err := checkMulti(ch, data, flag); err != nil {
 		return err
-	}
-	if int(ch) >= MaxChannels {
-		return fmt.Errorf("%w: channel %d, ENet's limit is %d", ErrChannel, ch, MaxChannels-1)
 	}
 	if len(peers) == 0 {
 		return nil

@@ -1,14 +1,10 @@
 package netloop
 
 import (
-	"fmt"
-	"runtime"
 	"runtime/debug"
 
 	"go.uber.org/zap"
 )
-
-// Errors of the inline mode (see WithInline).
 
 // InlineFunc is an inline handler: the loop calls it for each event, on
 // the loop's goroutine, in place of delivering the event on Events.
@@ -93,19 +89,6 @@ func (in *Inline) loop() (*loop, error) {
 	return in.l, nil
 }
 
-// check checks a handle against the loop's own records.
-func (l *loop) check(p Peer) error {
-	switch {
-	case p.h != l.h || p.id == 0:
-		return ErrForeignPeer
-	case l.h.stopping.Load():
-		return ErrClosed
-	case !l.current(p):
-		return ErrStalePeer
-	}
-	return nil
-}
-
 // Send hands data for p on channel ch to ENet; see Host.Send for the
 // errors, the outbound limit and fragmentation. It copies data and retains
 // nothing. It never waits.
@@ -114,19 +97,10 @@ func (in *Inline) Send(p Peer, ch uint8, data []byte, flag Flag) error {
 	if err != nil {
 		return err
 	}
-	if err := l.check(p); err != nil {
-		return err
-	}
-	if err := checkMessage(data, flag); err != nil {
+	if _, err := l.h.checkSend(p, ch, data, flag); err != nil {
 		return err
 	}
 	idx := uint16(p.Index())
-	switch n := l.h.public[idx].channels.Load(); {
-	case n == 0:
-		return ErrNotConnected
-	case uint32(ch) >= n:
-		return fmt.Errorf("%w: channel %d, peer has %d", ErrChannel, ch, n)
-	}
 	if !l.admit(idx, flag) {
 		return nil // dropped, or the peer disconnected, by the outbound policy
 	}
@@ -162,20 +136,15 @@ func (in *Inline) multi(o op, peers []Peer, ch uint8, data []byte, flag Flag) er
 	if l.h.stopping.Load() {
 		return ErrClosed
 	}
-	if err := checkMessage(data, flag); err != nil {
+	if err := checkMulti(ch, data, flag); err != nil {
 		return err
-	}
-	if int(ch) >= MaxChannels {
-		return fmt.Errorf("%w: channel %d, ENet's limit is %d", ErrChannel, ch, MaxChannels-1)
 	}
 	c := command{op: o, ch: ch, flag: flag}
 	if err := c.setMessage(data); err != nil {
 		return err
 	}
 	if o == opMulticast {
-		l.collect(peers, flag)
-		l.st.Broadcasts++
-		l.multicast(c)
+		l.multicastTo(peers, c)
 		return nil
 	}
 	l.exec(c)
@@ -206,7 +175,7 @@ func (in *Inline) disconnect(p Peer, w how, data uint32) error {
 	if err != nil {
 		return err
 	}
-	if err := l.check(p); err != nil {
+	if err := l.h.check(p); err != nil {
 		return err
 	}
 	l.exec(command{op: opDisconnect, peer: p, how: w, data: data})
@@ -246,23 +215,4 @@ func (l *loop) call(ev Event) {
 func (h *Host) onLoop() bool {
 	g := h.loopG.Load()
 	return g != 0 && g == goid()
-}
-
-// goid returns the calling goroutine's id, from runtime.Stack's header
-// ("goroutine 18 [running]:").
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	const prefix = "goroutine "
-	if len(b) < len(prefix) {
-		return 0
-	}
-	var id uint64
-	for _, c := range b[len(prefix):] {
-		if c < '0' || c > '9' {
-			break
-		}
-		id = id*10 + uint64(c-'0')
-	}
-	return id
 }

@@ -303,12 +303,12 @@ func (l *loop) exec(c command) {
 		l.st.Broadcasts++
 		l.multicast(c)
 	case opMulticast:
-		l.collect(*c.peers, c.flag)
-		clear(*c.peers)
-		*c.peers = (*c.peers)[:0]
-		peerLists.Put(c.peers)
-		l.st.Broadcasts++
-		l.multicast(c)
+		list := c.peers
+		c.peers = nil
+		l.multicastTo(*list, c)
+		clear(*list)
+		*list = (*list)[:0]
+		peerLists.Put(list)
 	case opDisconnect:
 		idx := uint16(c.peer.Index())
 		if l.peers[idx].id != c.peer.id {
@@ -318,6 +318,14 @@ func (l *loop) exec(c command) {
 	case opFunc:
 		c.fn(l)
 	}
+}
+
+// multicastTo hands c's packet, shared, to those of peers that may be sent
+// it.
+func (l *loop) multicastTo(peers []Peer, c command) {
+	l.collect(peers, c.flag)
+	l.st.Broadcasts++
+	l.multicast(c)
 }
 
 // collect puts in l.idx the slots of those of peers that may be sent a

@@ -3,10 +3,7 @@
 package netloop
 
 import (
-	"bytes"
 	"fmt"
-	"runtime"
-	"strconv"
 	"sync/atomic"
 )
 
@@ -17,26 +14,10 @@ import (
 // this build panics on it, as x/net/http2 does with serveG.check().
 type owner struct{ id atomic.Uint64 }
 
-func (c *chost) own() { c.owner.id.Store(goroutineID()) }
+func (c *chost) own() { c.owner.id.Store(goid()) }
 
 func (c *chost) check() {
-	if id := c.owner.id.Load(); id != 0 && id != goroutineID() {
-		panic(fmt.Sprintf("netloop: ENet host called from goroutine %d, owned by the loop goroutine %d", goroutineID(), id))
+	if id := c.owner.id.Load(); id != 0 && id != goid() {
+		panic(fmt.Sprintf("netloop: ENet host called from goroutine %d, owned by the loop goroutine %d", goid(), id))
 	}
-}
-
-// goroutineID returns the current goroutine's ID, from the first line of
-// its stack trace ("goroutine 42 [running]:").
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		panic("netloop: cannot parse goroutine ID: " + err.Error())
-	}
-	return id
 }
