@@ -5,10 +5,11 @@ import "go.uber.org/zap"
 // SlowPolicy is what the server does with a message for a session whose
 // inbox is full. Whatever it does, it does not wait for the slow handler:
 // one slow handler must not stall the host or other sessions. A drop is
-// immediate; a disconnect is a command queued to the host, which waits
-// only while the host's own command queue is full (netloop's
-// WithCommandBuffer). Every drop is counted (Stats) and reported to the
-// Observer, and the first per session is logged.
+// immediate; so is a disconnect under Run, which routes on the host's loop
+// goroutine and disconnects there. Under Serve a disconnect is a command
+// queued to the host, which waits only while the host's own command queue
+// is full (netloop's WithCommandBuffer). Every drop is counted (Stats) and
+// reported to the Observer, and the first per session is logged.
 type SlowPolicy uint8
 
 const (
