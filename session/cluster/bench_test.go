@@ -12,6 +12,7 @@ import (
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session"
+	"github.com/enetkit/enetkit/session/cluster/clustertest"
 )
 
 // receipts gathers what the benchmark's clients receive: each payload is
@@ -126,7 +127,7 @@ const benchMembers = 1000
 //
 //	go test -run '^$' -bench GroupBroadcast -benchtime 200x ./session/cluster
 func BenchmarkGroupBroadcast(b *testing.B) {
-	_, url := startNATS(b, 0)
+	_, url := clustertest.StartNATS(b, 0)
 	b.Run("cluster-3-nodes", func(b *testing.B) {
 		r := newReceipts(benchMembers)
 		var nodes []*testNode
@@ -180,7 +181,7 @@ func BenchmarkGroupBroadcast(b *testing.B) {
 //
 //	go test -run '^$' -bench Push -benchtime 200x ./session/cluster
 func BenchmarkPush(b *testing.B) {
-	_, url := startNATS(b, 0)
+	_, url := clustertest.StartNATS(b, 0)
 	r := newReceipts(benchMembers)
 	ctx := context.Background()
 	var users []string

@@ -13,10 +13,11 @@ import (
 	"github.com/enetkit/enetkit/dispatch"
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/netloop/netlooptest"
+	"github.com/enetkit/enetkit/session/cluster/clustertest"
 )
 
 func TestNodesJoinAndLeave(t *testing.T) {
-	_, url := startNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	// A TTL far beyond the test's deadlines: a Left seen in time comes
 	// from the clean leave, not from the TTL.
 	a := startNode(t, url, "a", WithTTL(time.Minute), WithCapacity(64))
@@ -58,7 +59,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 // TestDeadNode plays a node killed with SIGKILL: its entries are in the
 // directory, and nobody heartbeats them any more.
 func TestDeadNode(t *testing.T) {
-	_, url := startNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	a := startNode(t, url, "a")
 	room, _ := a.Group("room")
 	cli, s := a.login(t, "alice")
@@ -137,7 +138,7 @@ func hasKey(t *testing.T, kv jetstream.KeyValue, key string) bool {
 }
 
 func TestLoginKicksOlderSession(t *testing.T) {
-	_, url := startNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	a := startNode(t, url, "a")
 	b := startNode(t, url, "b")
 	ctx := context.Background()
@@ -193,7 +194,7 @@ func TestLoginKicksOlderSession(t *testing.T) {
 }
 
 func TestLoginRefused(t *testing.T) {
-	_, url := startNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	a := startNode(t, url, "a", WithLoginPolicy(LoginRefuse))
 	b := startNode(t, url, "b", WithLoginPolicy(LoginRefuse))
 	ctx := context.Background()
@@ -218,7 +219,7 @@ func TestLoginRefused(t *testing.T) {
 }
 
 func TestPushOneMessagePerNode(t *testing.T) {
-	_, url := startNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	nodes := []*testNode{startNode(t, url, "a"), startNode(t, url, "b"), startNode(t, url, "c")}
 	var clis []*netloop.Host
 	var names []string
@@ -252,7 +253,7 @@ func TestPushOneMessagePerNode(t *testing.T) {
 }
 
 func TestGroupAcrossNodes(t *testing.T) {
-	_, url := startNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	nodes := []*testNode{startNode(t, url, "a"), startNode(t, url, "b"), startNode(t, url, "c")}
 	ctx := context.Background()
 	var clis []*netloop.Host
@@ -324,7 +325,7 @@ func TestGroupAcrossNodes(t *testing.T) {
 }
 
 func TestRequests(t *testing.T) {
-	_, url := startNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	type sum struct{ A, B int }
 	type total struct{ N int }
 	release := make(chan struct{})

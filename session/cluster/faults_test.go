@@ -9,6 +9,7 @@ import (
 
 	"github.com/enetkit/enetkit/netloop"
 	"github.com/enetkit/enetkit/netloop/netlooptest"
+	"github.com/enetkit/enetkit/session/cluster/clustertest"
 )
 
 // TestNATSOutage stops the NATS server under two nodes and starts a fresh
@@ -16,7 +17,7 @@ import (
 // calls fail at once, and both nodes rejoin and restore the directory by
 // themselves.
 func TestNATSOutage(t *testing.T) {
-	ns, url := startNATS(t, 0)
+	ns, url := clustertest.StartNATS(t, 0)
 	a := startNode(t, url, "a")
 	b := startNode(t, url, "b")
 	ctx := context.Background()
@@ -74,7 +75,7 @@ func TestNATSOutage(t *testing.T) {
 	}
 
 	// A fresh server on the same port: an empty directory.
-	startNATS(t, port)
+	clustertest.StartNATS(t, port)
 	netlooptest.Eventually(t, "nodes rejoined", func() bool { return a.Live() && b.Live() })
 	netlooptest.Eventually(t, "directory restored", func() bool {
 		na, _ := a.Where("bob")
@@ -106,7 +107,7 @@ func TestNATSOutage(t *testing.T) {
 // TestStartWhileNATSDown starts a node with no NATS server: local play
 // works, and it joins when the server comes.
 func TestStartWhileNATSDown(t *testing.T) {
-	ns, url := startNATS(t, 0)
+	ns, url := clustertest.StartNATS(t, 0)
 	port := ns.Addr().(*net.TCPAddr).Port
 	ns.Shutdown()
 	ns.WaitForShutdown()
@@ -122,14 +123,14 @@ func TestStartWhileNATSDown(t *testing.T) {
 	if _, err := n.Request(context.Background(), "x", "", nil); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Request: %v", err)
 	}
-	startNATS(t, port)
+	clustertest.StartNATS(t, port)
 	netlooptest.Eventually(t, "joined", n.Live)
 }
 
 // TestEmbeddedServer runs a node with its own NATS server, listening, and
 // a second node that joins through it.
 func TestEmbeddedServer(t *testing.T) {
-	ns, _ := startNATS(t, 0) // only to find a free port
+	ns, _ := clustertest.StartNATS(t, 0) // only to find a free port
 	addr := ns.Addr().String()
 	ns.Shutdown()
 	ns.WaitForShutdown()

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
@@ -36,27 +35,6 @@ func TestMain(m *testing.M) {
 
 // testTTL keeps dead-node tests short.
 const testTTL = 1200 * time.Millisecond
-
-// startNATS starts a NATS server with JetStream on 127.0.0.1:port (0: a
-// free one); it stops with the test unless stopped before.
-func startNATS(t testing.TB, port int) (ns *server.Server, url string) {
-	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns, ns.ClientURL()
-}
 
 // testNode is a node with a session server whose handler hands each
 // session to the test and holds it until it ends.

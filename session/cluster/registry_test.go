@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/enetkit/enetkit/netloop/netlooptest"
+	"github.com/enetkit/enetkit/session/cluster/clustertest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -37,7 +38,7 @@ func has(r *Registry, node, key, v string) bool {
 // A node's entries reach the others, changes and deletions too; they are
 // written again after NATS lost them, and go when their node stops.
 func TestRegistry(t *testing.T) {
-	ns, url := startNATS(t, 0)
+	ns, url := clustertest.StartNATS(t, 0)
 	a, ra := registryNode(t, url, "a")
 	_, rb := registryNode(t, url, "b")
 	if _, err := a.Registry("late"); !errors.Is(err, ErrRunning) {
@@ -69,7 +70,7 @@ func TestRegistry(t *testing.T) {
 	if err := ra.Put("w", []byte("while down")); err != nil {
 		t.Fatal(err)
 	}
-	startNATS(t, port)
+	clustertest.StartNATS(t, port)
 	netlooptest.Eventually(t, "entries written again", func() bool {
 		return has(rb, "a", "x.1", "v2") && has(rb, "a", "w", "while down") && len(rb.Entries()) == 2
 	})
@@ -89,7 +90,7 @@ func TestRegistry(t *testing.T) {
 // A dead node's entries are hidden when it is dropped, and purged from the
 // directory a TTL later by the lowest live node.
 func TestRegistryDeadNode(t *testing.T) {
-	_, url := startNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	_, ra := registryNode(t, url, "a")
 	nc, err := nats.Connect(url)
 	if err != nil {

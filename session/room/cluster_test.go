@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session/cluster"
+	"github.com/enetkit/enetkit/session/cluster/clustertest"
 	"github.com/enetkit/enetkit/session/room"
 	"github.com/enetkit/enetkit/session/room/client"
-	"github.com/enetkit/enetkit/session/room/internal/roomtest"
 )
 
 // startNode starts a room server that is node id of the cluster at url,
@@ -19,13 +20,8 @@ func startNode(t *testing.T, url, id string, opts ...room.Option) *fixture {
 	opts = append([]room.Option{room.WithCluster(cluster.WithURL(url), cluster.WithID(id),
 		cluster.WithTTL(1200*time.Millisecond))}, opts...)
 	f := start(t, opts...)
-	eventually(t, "node "+id+" joined", f.srv.Node().Live)
+	netlooptest.Eventually(t, "node "+id+" joined", f.srv.Node().Live)
 	return f
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	roomtest.Eventually(t, wait, what, cond)
 }
 
 // listed returns room id as f's directory lists it.
@@ -42,7 +38,7 @@ func listed(f *fixture, id string) (room.Info, bool) {
 func seats(t *testing.T, f *fixture, id string, n int) room.Info {
 	t.Helper()
 	var info room.Info
-	eventually(t, "room "+id+" listed with "+string(rune('0'+n))+" seats", func() bool {
+	netlooptest.Eventually(t, "room "+id+" listed with "+string(rune('0'+n))+" seats", func() bool {
 		var ok bool
 		info, ok = listed(f, id)
 		return ok && info.Members == n
@@ -54,7 +50,7 @@ func seats(t *testing.T, f *fixture, id string, n int) room.Info {
 // room on node b, gets its seat there, plays, and reconnects to b; when
 // that room is full, a join at a opens a room at a.
 func TestClusterRedirect(t *testing.T) {
-	_, url := roomtest.StartNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
 	h := newHost(t)
 	p1 := dial(t, h, b.addr, "p1")
@@ -122,7 +118,7 @@ func TestClusterRedirect(t *testing.T) {
 // it is held, so the room cannot overfill; if nobody claims it, it is
 // given back when the reservation expires, and its ticket is refused.
 func TestClusterReservationExpires(t *testing.T) {
-	_, url := roomtest.StartNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	a := startNode(t, url, "a")
 	b := startNode(t, url, "b", room.WithReservation(300*time.Millisecond))
 	p1 := dial(t, newHost(t), b.addr, "p1")
@@ -156,7 +152,7 @@ func TestClusterReservationExpires(t *testing.T) {
 		t.Fatalf("p2 joined %+v, %v; want a room of a", j2, err)
 	}
 	// The reservation expires.
-	eventually(t, "reservation expired", func() bool {
+	netlooptest.Eventually(t, "reservation expired", func() bool {
 		list := b.srv.List("counter")
 		return len(list) == 1 && list[0].Members == 1
 	})
@@ -176,7 +172,7 @@ func TestClusterReservationExpires(t *testing.T) {
 
 // A node that stops takes its rooms out of the directory.
 func TestClusterNodeGone(t *testing.T) {
-	_, url := roomtest.StartNATS(t, 0)
+	_, url := clustertest.StartNATS(t, 0)
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
 	p1 := dial(t, newHost(t), b.addr, "p1")
 	j1, err := p1.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
@@ -187,7 +183,7 @@ func TestClusterNodeGone(t *testing.T) {
 	if err := b.stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "b's room gone from a's directory", func() bool {
+	netlooptest.Eventually(t, "b's room gone from a's directory", func() bool {
 		_, ok := listed(a, j1.Room)
 		return !ok
 	})
@@ -203,7 +199,7 @@ func TestClusterNodeGone(t *testing.T) {
 // not wait for the cluster), and refuses a join by the ID of another
 // node's room with cluster.ErrUnavailable's text.
 func TestClusterNATSDown(t *testing.T) {
-	ns, url := roomtest.StartNATS(t, 0)
+	ns, url := clustertest.StartNATS(t, 0)
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
 	p1 := dial(t, newHost(t), b.addr, "p1")
 	j1, err := p1.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
@@ -213,7 +209,7 @@ func TestClusterNATSDown(t *testing.T) {
 	seats(t, a, j1.Room, 1)
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	eventually(t, "a off the cluster", func() bool { return !a.srv.Node().Live() })
+	netlooptest.Eventually(t, "a off the cluster", func() bool { return !a.srv.Node().Live() })
 	p2 := dial(t, newHost(t), a.addr, "p2")
 	j2, err := p2.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
 	if err != nil || !strings.HasSuffix(j2.Room, "@a") || p2.Stats().Redirects != 0 {

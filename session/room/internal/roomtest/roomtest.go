@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	"github.com/enetkit/enetkit/netloop"
@@ -29,42 +27,4 @@ func (a allocCheck) Run() int {
 		return 1
 	}
 	return code
-}
-
-// StartNATS starts a NATS server with JetStream on 127.0.0.1:port (0: a
-// free one), for cluster tests; it stops with the test unless stopped
-// before.
-func StartNATS(t testing.TB, port int) (ns *server.Server, url string) {
-	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns, ns.ClientURL()
-}
-
-// Eventually polls cond until it holds, failing the test after timeout. It
-// is for state with no event to wait on (a replica catching up with the
-// cluster's directory).
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
 }
