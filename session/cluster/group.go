@@ -102,7 +102,7 @@ func (g *Group) Join(ctx context.Context, s *session.Session) error {
 	}
 	bd.groups[g.name] = true
 	st.users[user] = s
-	addMember(n.members, g.name, user, memberEntry{node: n.cfg.id})
+	put(n.members, g.name, user, memberEntry{node: n.cfg.id})
 	n.mu.Unlock()
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()

@@ -180,7 +180,7 @@ func (n *Node) join(ctx context.Context) (*watchers, error) {
 				}
 			case b.groups.Bucket():
 				if g, u, m, ok := n.decodeMember(e); ok {
-					addMember(members, g, u, m)
+					put(members, g, u, m)
 				}
 			}
 		}
@@ -202,7 +202,7 @@ func (n *Node) join(ctx context.Context) (*watchers, error) {
 		for g, ms := range n.members {
 			for u, m := range ms {
 				if _, ok := members[g][u]; !ok && m.node == id {
-					addMember(members, g, u, m)
+					put(members, g, u, m)
 				}
 			}
 		}
@@ -547,7 +547,7 @@ func (n *Node) applyGroup(e jetstream.KeyValueEntry, ok bool) {
 		return
 	}
 	if g, u, m, ok := n.decodeMember(e); ok {
-		addMember(n.members, g, u, m)
+		put(n.members, g, u, m)
 	}
 }
 
@@ -557,13 +557,15 @@ type memberEntry struct {
 	rev  uint64
 }
 
-func addMember(members map[string]map[string]memberEntry, g, u string, m memberEntry) {
-	ms := members[g]
-	if ms == nil {
-		ms = make(map[string]memberEntry)
-		members[g] = ms
+// put sets m[k1][k2] = v, making the inner map if need be: the directory's
+// replicas are maps of maps (group -> user, node -> key).
+func put[V any](m map[string]map[string]V, k1, k2 string, v V) {
+	inner := m[k1]
+	if inner == nil {
+		inner = make(map[string]V)
+		m[k1] = inner
 	}
-	ms[u] = m
+	inner[k2] = v
 }
 
 func (n *Node) decodeNode(e jetstream.KeyValueEntry) (NodeInfo, bool) {

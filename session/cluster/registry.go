@@ -236,7 +236,7 @@ func (r *Registry) join(ctx context.Context) (jetstream.KeyValue, jetstream.KeyW
 			break // initial values done
 		}
 		if node, key, ok := splitEntryKey(e.Key()); ok && e.Operation() == jetstream.KeyValuePut {
-			addItem(replica, node, key, item{value: e.Value(), rev: e.Revision(), seen: now})
+			put(replica, node, key, item{value: e.Value(), rev: e.Revision(), seen: now})
 		}
 	}
 	r.mu.Lock()
@@ -307,7 +307,7 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		}
 		return
 	}
-	addItem(r.replica, node, key, item{value: e.Value(), rev: e.Revision(), seen: time.Now()})
+	put(r.replica, node, key, item{value: e.Value(), rev: e.Revision(), seen: time.Now()})
 }
 
 // purge deletes the entries of nodes that are not live, if this node is
@@ -385,15 +385,6 @@ func (r *Registry) leave(kv jetstream.KeyValue) {
 			return
 		}
 	}
-}
-
-func addItem(m map[string]map[string]item, node, key string, it item) {
-	items := m[node]
-	if items == nil {
-		items = make(map[string]item)
-		m[node] = items
-	}
-	items[key] = it
 }
 
 func splitEntryKey(k string) (node, key string, ok bool) {
