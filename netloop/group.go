@@ -59,7 +59,7 @@ type Group struct {
 	holds []int // one port: a duplicate of each host's socket, closed when every host has stopped
 
 	mu     sync.Mutex // guards state and cancel
-	state  int        // 0 new, 1 running, 2 closed
+	state  lifecycle
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the group has stopped
 }
@@ -168,15 +168,11 @@ func (g *Group) Addrs() []netip.AddrPort {
 // Each host's Events must be consumed meanwhile. Run may be called once.
 func (g *Group) Run(ctx context.Context) error {
 	g.mu.Lock()
-	switch g.state {
-	case 1:
+	if err := g.state.canRun(); err != nil {
 		g.mu.Unlock()
-		return ErrRunning
-	case 2:
-		g.mu.Unlock()
-		return ErrClosed
+		return err
 	}
-	g.state = 1
+	g.state = stateRunning
 	ctx, cancel := context.WithCancel(ctx)
 	g.cancel = cancel
 	g.mu.Unlock()
@@ -207,7 +203,7 @@ func (g *Group) release() {
 		releaseHold(fd)
 	}
 	g.holds = nil
-	g.state = 2
+	g.state = stateClosed
 	close(g.done)
 }
 
@@ -217,9 +213,9 @@ func (g *Group) release() {
 func (g *Group) Close() error {
 	g.mu.Lock()
 	switch g.state {
-	case 0:
+	case stateNew:
 		g.release()
-	case 1:
+	case stateRunning:
 		g.cancel()
 	}
 	g.mu.Unlock()

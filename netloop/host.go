@@ -44,7 +44,7 @@ type Host struct {
 
 	mu     sync.Mutex // guards c (until Run takes it), started and cancel
 	c      *chost
-	state  int // 0 new, 1 running, 2 closed
+	state  lifecycle
 	cancel context.CancelFunc
 }
 
@@ -59,6 +59,28 @@ type publicSlot struct {
 	// whether a sender waits for room.
 	queued, inflight atomic.Int64
 	blocked          atomic.Bool
+}
+
+// lifecycle is where a Host or a Group is in its life: created, running
+// (Run has started), or closed (Run has returned, or Close released it).
+type lifecycle uint8
+
+const (
+	stateNew lifecycle = iota
+	stateRunning
+	stateClosed
+)
+
+// canRun returns why Run (or a set-up call that must come before it) may
+// not start now, or nil.
+func (s lifecycle) canRun() error {
+	switch s {
+	case stateRunning:
+		return ErrRunning
+	case stateClosed:
+		return ErrClosed
+	}
+	return nil
 }
 
 // New creates an ENet host, the equivalent of lua-enet's host_create.
@@ -164,15 +186,11 @@ func (h *Host) attach(c *chost) error {
 // once.
 func (h *Host) Run(ctx context.Context) error {
 	h.mu.Lock()
-	switch h.state {
-	case 1:
+	if err := h.state.canRun(); err != nil {
 		h.mu.Unlock()
-		return ErrRunning
-	case 2:
-		h.mu.Unlock()
-		return ErrClosed
+		return err
 	}
-	h.state = 1
+	h.state = stateRunning
 	ctx, cancel := context.WithCancel(ctx)
 	h.cancel = cancel
 	c := h.c
@@ -197,7 +215,7 @@ func (h *Host) Run(ctx context.Context) error {
 // release marks the host stopped, once its ENet host is destroyed: a later
 // Run returns ErrClosed, Events and Done close. h.mu is held.
 func (h *Host) release() {
-	h.state = 2
+	h.state = stateClosed
 	h.wakeConn.Close()
 	deinitialize()
 	close(h.events)
@@ -210,13 +228,13 @@ func (h *Host) release() {
 func (h *Host) Close() error {
 	h.mu.Lock()
 	switch h.state {
-	case 0:
+	case stateNew:
 		h.stopping.Store(true)
 		close(h.stop)
 		h.c.destroy()
 		h.c = nil
 		h.release()
-	case 1:
+	case stateRunning:
 		h.cancel()
 	}
 	h.mu.Unlock()

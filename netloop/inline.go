@@ -23,11 +23,8 @@ func WithInline(fn InlineFunc) Option { return func(c *config) { c.inline = fn }
 func (h *Host) SetInline(fn InlineFunc) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	switch h.state {
-	case 1:
-		return ErrRunning
-	case 2:
-		return ErrClosed
+	if err := h.state.canRun(); err != nil {
+		return err
 	}
 	h.cfg.inline = fn
 	return nil
