@@ -388,3 +388,44 @@ func TestRequests(t *testing.T) {
 		t.Fatalf("bad service name: %v", err)
 	}
 }
+
+// Another node that found a node dead purges its entries; a node whose own
+// sweep has not run yet must still name the dead node's groups in its
+// NodeLeft, rather than forget the members one purge at a time (as a chat
+// server then never told its users that the dead node's users left).
+func TestPurgeByAnotherNode(t *testing.T) {
+	_, url := clustertest.StartNATS(t, 0)
+	a := startNode(t, url, "a")
+	room, _ := a.Group("room")
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	groups, err := js.KeyValue(ctx, "enetkit-groups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := js.KeyValue(ctx, "enetkit-nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, nodes, "ghost", `{"id":"ghost","addr":"127.0.0.1:1"}`)
+	mustPut(t, groups, memberKey("room", "gus"), "ghost")
+	a.expectEvent(t, NodeJoined, "ghost")
+	netlooptest.Eventually(t, "gus in room", func() bool { return room.Len() == 1 })
+
+	// What the sweeping node does to the dead node's group members.
+	if err := groups.Purge(ctx, memberKey("room", "gus")); err != nil {
+		t.Fatal(err)
+	}
+	e := a.expectEvent(t, NodeLeft, "ghost")
+	if !slices.Equal(e.Lost["room"], []string{"gus"}) {
+		t.Fatalf("Lost = %v, want gus in room", e.Lost)
+	}
+	if room.Len() != 0 {
+		t.Fatalf("room has %d members, want 0", room.Len())
+	}
+}

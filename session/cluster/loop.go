@@ -375,7 +375,10 @@ func (n *Node) sweep(ctx context.Context) {
 			// The revision guards a login that took the user meanwhile.
 			err = b.users.Delete(octx, token(k.user), jetstream.LastRevision(k.rev))
 		} else {
-			err = b.groups.Delete(octx, k.member, jetstream.LastRevision(k.rev))
+			// A purge, not a delete: other nodes tell it from a member
+			// leaving, and drop the dead node before they forget its
+			// members (see applyGroup).
+			err = b.groups.Purge(octx, k.member, jetstream.LastRevision(k.rev))
 		}
 		if err != nil {
 			n.log.Debug("purge", zap.String("user", k.user), zap.String("member", k.member), zap.Error(err))
@@ -537,6 +540,13 @@ func (n *Node) applyGroup(e jetstream.KeyValueEntry, ok bool) {
 	if e.Operation() != jetstream.KeyValuePut {
 		g, u, err := splitMemberKey(e.Key())
 		if err == nil {
+			// A purge comes from the node that found the member's node
+			// dead. Its sweep ran first; drop that node here too, before
+			// its members are forgotten one by one, so that this node's
+			// NodeLeft names the groups they were in.
+			if m, ok := n.members[g][u]; ok && e.Operation() == jetstream.KeyValuePurge && m.node != n.cfg.id {
+				n.dropNodeLocked(m.node)
+			}
 			if ms := n.members[g]; ms != nil {
 				delete(ms, u)
 				if len(ms) == 0 {
