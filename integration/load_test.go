@@ -98,7 +98,20 @@ func testLoad(t *testing.T, peers int) {
 		}
 		return nil
 	})
-	counts.await(t, "client.connect", peers, stepWait)
+	if err := counts.wait(fmt.Sprintf("client.connect to reach %d", peers), stepWait, func(c map[string]int) bool { return c["client.connect"] >= peers }); err != nil {
+		// Say where the missing connections stand, on both sides.
+		st := hostStats(t, srv.Host)
+		t.Logf("server: %d connected, %d half-open, %d evicted, %d refused (%d by address), %d malformed datagrams",
+			st.ConnectedPeers, st.HalfOpen, st.HalfOpenEvicted, st.ConnectsRefused, st.ConnectsRefusedAddress, st.Malformed)
+		for i, c := range clients {
+			for _, p := range conns[i] {
+				if pi, err := c.PeerInfo(ctx, p); err == nil && pi.State != netloop.StateConnected {
+					t.Logf("client %d: %v is %v (RTT %v, %d unacked commands, timeout %+v)", i, p, pi.State, pi.RTT, pi.UnackedCommands, pi.Timeout)
+				}
+			}
+		}
+		t.Fatal(err)
+	}
 	counts.await(t, "server.connect", peers, stepWait)
 	connected := time.Now()
 	busy := measure()
