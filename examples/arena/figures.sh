@@ -6,10 +6,10 @@
 #
 #	bash examples/arena/figures.sh [duration]
 #
-# SERVER_FLAGS adds flags to the server's (e.g. -precise), and NICE runs it
+# SERVER_FLAGS adds flags to the server's (e.g. -park 1ms), and NICE runs it
 # at that niceness (e.g. -10, as root):
 #
-#	NICE=-10 SERVER_FLAGS=-precise bash examples/arena/figures.sh 20s
+#	NICE=-10 bash examples/arena/figures.sh 20s
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 dur=${1:-30s}

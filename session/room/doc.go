@@ -53,10 +53,13 @@
 // with it); Tick.Elapsed is the real time since the previous tick.
 // Config.SnapshotEvery sets Tick.Snapshot on every n-th tick, so snapshots
 // can go out at a lower rate than the simulation runs. Room.After runs
-// timers on the room's clock (Room.Now), in the room's goroutine. A tick
-// begins up to about a millisecond after its deadline (Go's timer
-// granularity) plus whatever wait for a CPU the machine imposes;
-// WithPreciseTicks narrows the first part to about 0.1ms, for CPU.
+// timers on the room's clock (Room.Now), in the room's goroutine. On
+// Linux a Server wakes its rooms from one timerfd that the runtime's
+// network poller waits on, so a tick begins within tens of microseconds of
+// its deadline, where a Go timer may fire up to a millisecond late (the
+// runtime sleeps in whole milliseconds when it has nothing to run);
+// elsewhere each room has a Go timer. On a loaded machine add whatever
+// wait for a CPU the operating system imposes on any thread that wakes.
 //
 // # Sending
 //

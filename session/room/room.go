@@ -495,9 +495,9 @@ func (r *Room) run(ctx context.Context) {
 	start := time.Now()
 	next := start.Add(r.period)
 	last := start
-	early := r.srv.early
-	tm := time.NewTimer(r.period - early)
-	defer tm.Stop()
+	clk, a := r.srv.clock, newAlarm()
+	clk.set(a, next)
+	defer clk.stop(a)
 	for !r.closing {
 		select {
 		case <-ctx.Done():
@@ -508,10 +508,7 @@ func (r *Room) run(ctx context.Context) {
 			f()
 			r.fire(r.now)
 			r.flush()
-		case <-tm.C:
-			if d := time.Until(next); d > 0 && early > 0 {
-				r.srv.sleep(d)
-			}
+		case <-a.c:
 			now := time.Now()
 			for n := 0; !next.After(now); n++ {
 				if n > MaxCatchUp {
@@ -526,7 +523,7 @@ func (r *Room) run(ctx context.Context) {
 				next = next.Add(r.period)
 				now = time.Now()
 			}
-			tm.Reset(time.Until(next) - early)
+			clk.set(a, next)
 		}
 	}
 	r.terminate(0, "closed")

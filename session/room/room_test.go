@@ -708,17 +708,3 @@ func TestInputLimit(t *testing.T) {
 	t.Logf("room stats %+v", st)
 }
 
-// Rooms with precise ticks work as others do.
-func TestPreciseTicks(t *testing.T) {
-	f := start(t, room.WithPreciseTicks())
-	a := dial(t, newHost(t), f.addr, "a")
-	if _, err := a.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 10; i++ {
-		if err := routeAdd.Send(ctxT(t), a, addMsg{N: i}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitSum(t, a, 55)
-}

@@ -91,11 +91,10 @@ type Server struct {
 	reg         *cluster.Registry
 	reservation time.Duration // how long a remote join's seat is held
 
-	early    time.Duration       // WithPreciseTicks: the timer fires this much before a tick...
-	sleep    func(time.Duration) // ...and this waits out the rest: preciseSleep
-	ctx      context.Context     // the sessions' context: alive until every room has ended
-	roomsCtx context.Context     // the rooms' context: cancelled when shutdown begins
-	wg       sync.WaitGroup      // rooms
+	clock    clock           // the rooms' ticks, from Run until the rooms have ended
+	ctx      context.Context // the sessions' context: alive until every room has ended
+	roomsCtx context.Context // the rooms' context: cancelled when shutdown begins
+	wg       sync.WaitGroup  // rooms
 
 	mu       sync.Mutex
 	kinds    map[string]*kind
@@ -199,19 +198,6 @@ func WithThrottle(t netloop.Throttle) Option {
 	}
 }
 
-// WithPreciseTicks makes ticks begin within about 0.1ms of their
-// deadlines rather than within about a millisecond: a room's timer fires
-// a millisecond early and the room waits out the rest in a nanosleep
-// (Linux; elsewhere time.Sleep, which gains nothing). Go's timers may fire
-// up to a millisecond late because the runtime waits on its network
-// poller in whole milliseconds. It costs CPU: every tick parks a thread
-// for up to a millisecond and hands its P on (in examples/arena, 100 rooms
-// at 30 Hz: 55% of a core instead of 44%), and it does not help ticks that
-// wait for a CPU on a busy machine.
-func WithPreciseTicks() Option {
-	return func(s *Server) error { s.early = time.Millisecond; return nil }
-}
-
 // WithEmptyGrace sets how long an empty room waits for a member before it
 // closes (default 5s).
 func WithEmptyGrace(d time.Duration) Option {
@@ -272,7 +258,7 @@ func New(host *netloop.Host, opts ...Option) (*Server, error) {
 		host: host, log: zap.NewNop(),
 		window: 10 * time.Second, liveness: 1500 * time.Millisecond,
 		emptyGrace: 5 * time.Second, grace: 2 * time.Second,
-		maxMembers: 16, inputLimit: 64, sleep: preciseSleep, reservation: 5 * time.Second,
+		maxMembers: 16, inputLimit: 64, reservation: 5 * time.Second,
 		kinds: make(map[string]*kind), rooms: make(map[string]*entry), players: make(map[string]*Player),
 		tickets: make(map[string]*ticket),
 	}
@@ -363,6 +349,7 @@ func (srv *Server) Run(ctx context.Context) error {
 	roomsCtx, stopRooms := context.WithCancel(ctx)
 	defer stopRooms()
 	srv.running, srv.ctx, srv.roomsCtx = true, sctx, roomsCtx
+	srv.clock = newClock()
 	srv.mu.Unlock()
 
 	errc := make(chan error, 1)
@@ -382,6 +369,7 @@ func (srv *Server) Run(ctx context.Context) error {
 	srv.mu.Unlock()
 	stopRooms()
 	srv.wg.Wait()
+	srv.clock.close()
 	srv.dropTickets()
 	stop()
 	if errc != nil {

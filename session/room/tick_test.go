@@ -37,7 +37,7 @@ func (s *sched) Tick(r *Room, t *Tick) {
 // phase.
 func TestTickSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := &Server{log: zap.NewNop(), rooms: map[string]*entry{}, players: map[string]*Player{}, early: time.Millisecond, sleep: time.Sleep}
+		srv := &Server{log: zap.NewNop(), rooms: map[string]*entry{}, players: map[string]*Player{}, clock: timerClock{}}
 		ctx, cancel := context.WithCancel(t.Context())
 		h := &sched{start: time.Now(), stop: cancel, work: map[uint64]time.Duration{
 			5:  30 * time.Millisecond,  // late for the next by 10ms: not an overrun

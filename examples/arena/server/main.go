@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"syscall"
 	"time"
@@ -58,8 +59,8 @@ type config struct {
 	addr, httpAddr, metricsAddr  string
 	tickHz, peers                int
 	window, liveness, spin, park time.Duration
-	verbose, throttle, precise   bool
-	cpuProfile, tickLog          string
+	verbose, throttle            bool
+	cpuProfile, tickLog, trace   string
 	natsURL, natsListen, node    string
 }
 
@@ -74,8 +75,8 @@ func main() {
 	flag.DurationVar(&c.liveness, "liveness", 1500*time.Millisecond, "a silent player is dropped after this")
 	flag.DurationVar(&c.park, "park", 10*time.Millisecond, "longest wait of the host's loop on its socket (netloop.WithParkInterval)")
 	flag.DurationVar(&c.spin, "spin", 50*time.Microsecond, "how long the host's loop may poll before it parks (netloop.WithSpin; 0 never polls)")
-	flag.BoolVar(&c.precise, "precise", false, "precise ticks (room.WithPreciseTicks): lower lateness, more CPU")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
+	flag.StringVar(&c.trace, "trace", "", "write an execution trace of the run to `file` (go tool trace)")
 	flag.StringVar(&c.natsURL, "nats", "", "join the cluster of the NATS server at this `url`")
 	flag.StringVar(&c.natsListen, "nats-listen", "", "run a NATS server in the process, listening on this `address`, and join its cluster")
 	flag.StringVar(&c.node, "node", "", "the node's `id` in the cluster (default: a random one)")
@@ -131,9 +132,6 @@ func run(ctx context.Context, c config) error {
 	opts := []room.Option{room.WithLogger(log), room.WithObserver(rec),
 		room.WithReconnectWindow(c.window), room.WithLiveness(c.liveness),
 		room.WithSessionOptions(session.WithObserver(hm)), room.WithMux(mux)}
-	if c.precise {
-		opts = append(opts, room.WithPreciseTicks())
-	}
 	if c.natsURL != "" || c.natsListen != "" {
 		var copts []cluster.Option
 		if c.natsURL != "" {
@@ -189,6 +187,17 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if c.trace != "" {
+		f, err := os.Create(c.trace)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	start := time.Now()
 	cpu0 := cpuTime()
