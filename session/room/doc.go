@@ -59,7 +59,9 @@
 // its deadline, where a Go timer may fire up to a millisecond late (the
 // runtime sleeps in whole milliseconds when it has nothing to run);
 // elsewhere each room has a Go timer. On a loaded machine add whatever
-// wait for a CPU the operating system imposes on any thread that wakes.
+// wait for a CPU the operating system imposes on any thread that wakes; a
+// real-time policy for the server (chrt -f) removes most of that wait, at
+// a cost in CPU (the README's arena figures give both).
 //
 // # Sending
 //

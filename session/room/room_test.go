@@ -707,4 +707,3 @@ func TestInputLimit(t *testing.T) {
 	}
 	t.Logf("room stats %+v", st)
 }
-
