@@ -51,7 +51,7 @@ func testLoad(t *testing.T, peers int) {
 			}
 			counts.add("server.disconnect", 1)
 		}
-	}, netloop.WithPeers(netloop.MaxPeers))
+	}, netloop.WithPeers(netloop.MaxPeers), netloop.WithSocketBuffers(4<<20, 4<<20))
 
 	clients := make([]*node, hosts)
 	for i := range clients {
@@ -98,7 +98,7 @@ func testLoad(t *testing.T, peers int) {
 		}
 		return nil
 	})
-	if err := counts.wait(fmt.Sprintf("client.connect to reach %d", peers), stepWait, func(c map[string]int) bool { return c["client.connect"] >= peers }); err != nil {
+	if err := counts.wait(fmt.Sprintf("client.connect to reach %d", peers), loadConnectWait, func(c map[string]int) bool { return c["client.connect"] >= peers }); err != nil {
 		// Say where the missing connections stand, on both sides.
 		st := hostStats(t, srv.Host)
 		t.Logf("server: %d connected, %d half-open, %d evicted, %d refused (%d by address), %d malformed datagrams",
@@ -397,6 +397,15 @@ func soakEvent(box <-chan netloop.Event) (netloop.Event, error) {
 // open thousands of connections at once: with -race, beside the other
 // packages' tests, a handshake may wait longer than netloop's default 5s.
 var loadConnectTimeout = netloop.WithConnectTimeout(30 * time.Second)
+
+// loadConnectWait is how long a load test waits for its connections:
+// longer than ENet may take to complete or give up a handshake. ENet
+// retransmits a lost CONNECT after 0.5s and doubles the wait each time, so
+// a handshake that lost four datagrams in a row, as may happen while a
+// burst of thousands overflows a socket buffer under -race, completes
+// after more than 15.5s, beyond stepWait; by loadConnectTimeout (30s) it
+// has completed or ended with a Disconnect, which the test reports.
+const loadConnectWait = 35 * time.Second
 
 // echoClient handles a load client host's events: it counts connects,
 // echoes and disconnects (in all and for client host i, as "connect<i>",
