@@ -141,6 +141,7 @@ func (c *chost) serviceFailed() bool {
 // counters of the intercept, the service calls and the packet callback.
 type ccounters struct {
 	heldAcks, wakes, malformed, serviceErrors uint64
+	reads                                     uint64
 	evicted, refusedFull, refusedAddress      uint64
 	throttled, sequenceDrops                  uint64
 }
@@ -150,6 +151,7 @@ func (c *chost) counters() ccounters {
 	s := c.s
 	return ccounters{
 		heldAcks: uint64(s.cut), wakes: uint64(s.wakes), malformed: uint64(s.malformed), serviceErrors: uint64(s.serviceErrors),
+		reads:   uint64(s.rxcalls),
 		evicted: uint64(s.evicted), refusedFull: uint64(s.refusedFull), refusedAddress: uint64(s.refusedAddress),
 		throttled: uint64(s.throttled), sequenceDrops: uint64(s.sequenceDrops),
 	}
@@ -179,7 +181,7 @@ func (c *chost) flush() {
 }
 func (c *chost) readable() bool {
 	c.check()
-	return C.nl_readable(c.h) != 0
+	return C.nl_readable(c.s) != 0
 }
 
 // flushHeld sends acknowledgements held back by the last pump, if any.

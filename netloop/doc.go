@@ -94,6 +94,20 @@
 // exchange costs each side one datagram instead of two.
 // WithImmediateAcks keeps ENet's own behaviour.
 //
+// # Batched reads
+//
+// ENet reads its socket with one recvmsg per datagram, then one more that
+// finds it empty. netloop defines enet_socket_receive itself: the dynamic
+// linker prefers that definition to libenet's for libenet's own calls, and
+// while a netloop host is serviced it reads up to 16 datagrams with one
+// recvmmsg and hands them to ENet one by one, knows without another read
+// which one was the last waiting, and asks the kernel no more once a
+// batch left the socket empty. Other ENet hosts in the process (go-enet's
+// own) read through libenet's function, unchanged. Stats.Reads counts
+// the reads; each host keeps a 66 KB buffer for them. (With a libenet that
+// does not let its symbol be replaced, netloop reads as ENet does and
+// Stats.Reads stays 0.)
+//
 // # Waiting without spinning
 //
 // With nothing to do, the loop waits on the socket for up to the park

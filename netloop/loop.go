@@ -664,7 +664,7 @@ func (l *loop) stats() Stats {
 	s.QueuedCommands = len(l.h.cmds)
 	s.PendingBytes = l.pendingBytes
 	c := l.c.counters()
-	s.Malformed, s.ServiceErrors, s.Wakes, s.HeldAcks = c.malformed, c.serviceErrors, c.wakes, c.heldAcks
+	s.Malformed, s.ServiceErrors, s.Wakes, s.HeldAcks, s.Reads = c.malformed, c.serviceErrors, c.wakes, c.heldAcks, c.reads
 	s.HalfOpen = l.c.halfOpen()
 	s.HalfOpenEvicted = c.evicted
 	s.ConnectsRefused, s.ConnectsRefusedAddress = c.refusedFull, c.refusedAddress

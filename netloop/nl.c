@@ -1,15 +1,18 @@
 // nl.c is netloop's C side: the only code in the project that touches an
 // ENet host's memory. See nl.h for the ownership rule.
 
+#define _GNU_SOURCE // recvmmsg
 #include "nl.h"
 
 #include <enet/time.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 // ENet allocates through these, so that the process can count its live
@@ -231,6 +234,115 @@ static int nl_scan(nl_state *s, ENetHost *h) {
 	return messages;
 }
 
+// Batched reads. ENet reads its socket with one recvmsg per datagram, and
+// then one more that finds it empty. netloop's own definition of
+// enet_socket_receive, which the dynamic linker prefers to libenet's for
+// libenet's own calls, reads up to NL_RX datagrams with one recvmmsg while
+// a netloop host is being serviced on this thread, and hands them to ENet
+// one per call; once a batch that left the socket empty is used up, it
+// answers "nothing more" without asking the kernel again. It also tells
+// the intercept, with no extra read, when a datagram is the last one
+// waiting. Every other call (another library's hosts, go-enet's, or a
+// libenet that does not let its symbol be interposed) goes to libenet's.
+#define NL_RX 16
+
+struct nl_rx {
+	struct mmsghdr msg[NL_RX];
+	struct iovec iov[NL_RX];
+	struct sockaddr_in from[NL_RX];
+	enet_uint8 buf[NL_RX][ENET_PROTOCOL_MAXIMUM_MTU];
+};
+
+static int nl_rx_used; // set once this enet_socket_receive has run: interposition works
+
+typedef int (*nl_receive_fn)(ENetSocket, ENetAddress *, ENetBuffer *, size_t);
+
+static int nl_libenet_receive(ENetSocket socket, ENetAddress *address, ENetBuffer *buffers, size_t bufferCount) {
+	static nl_receive_fn next;
+	nl_receive_fn f = __atomic_load_n(&next, __ATOMIC_ACQUIRE);
+	if (f == NULL) {
+		f = (nl_receive_fn)dlsym(RTLD_NEXT, "enet_socket_receive");
+		if (f == NULL) return -1;
+		__atomic_store_n(&next, f, __ATOMIC_RELEASE);
+	}
+	return f(socket, address, buffers, bufferCount);
+}
+
+// nl_rx_fill reads a batch of datagrams into s->rx, which must be used
+// up; it returns how many, 0 if none was waiting, -1 on an error.
+static int nl_rx_fill(nl_state *s, ENetSocket socket) {
+	struct nl_rx *rx = s->rx;
+	for (int i = 0; i < NL_RX; i++) {
+		rx->msg[i].msg_hdr.msg_namelen = sizeof rx->from[i];
+		rx->msg[i].msg_hdr.msg_flags = 0;
+	}
+	int n = recvmmsg(socket, rx->msg, NL_RX, MSG_DONTWAIT, NULL);
+	if (n <= 0) {
+		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+			s->rxempty = 1;
+			return 0;
+		}
+		return -1;
+	}
+	s->rxcalls++;
+	s->rxn = n;
+	s->rxpos = 0;
+	s->rxempty = n < NL_RX;
+	return n;
+}
+
+int enet_socket_receive(ENetSocket socket, ENetAddress *address, ENetBuffer *buffers, size_t bufferCount) {
+	nl_state *s = nl_cur;
+	if (s == NULL || s->rx == NULL) return nl_libenet_receive(socket, address, buffers, bufferCount);
+	if (socket == ENET_SOCKET_NULL && s->saved != ENET_SOCKET_NULL) return -1; // the intercept's cut
+	if (socket != s->host->socket) return nl_libenet_receive(socket, address, buffers, bufferCount);
+	if (!nl_rx_used) __atomic_store_n(&nl_rx_used, 1, __ATOMIC_RELAXED);
+	struct nl_rx *rx = s->rx;
+	if (s->rxpos == s->rxn) {
+		if (s->rxempty) return 0;
+		int n = nl_rx_fill(s, socket);
+		if (n <= 0) return n;
+	}
+	int i = s->rxpos++;
+	struct msghdr *m = &rx->msg[i].msg_hdr;
+	size_t len = rx->msg[i].msg_len, left = len;
+	if (m->msg_flags & MSG_TRUNC) return -1; // as libenet
+	const enet_uint8 *from = rx->buf[i];
+	for (size_t b = 0; b < bufferCount && left > 0; b++) {
+		size_t k = left < buffers[b].dataLength ? left : buffers[b].dataLength;
+		memcpy(buffers[b].data, from, k);
+		from += k;
+		left -= k;
+	}
+	if (left > 0) return -1; // longer than ENet's buffers: truncated, as libenet
+	if (address != NULL) {
+		address->host = (enet_uint32)rx->from[i].sin_addr.s_addr;
+		address->port = ENET_NET_TO_HOST_16(rx->from[i].sin_port);
+	}
+	return (int)len;
+}
+
+// nl_buffered reports whether datagrams read by the last recvmmsg wait
+// for ENet.
+static int nl_buffered(const nl_state *s) { return s->rxpos < s->rxn; }
+
+// nl_drained reports whether the datagram ENet just read was the last one
+// waiting on h's socket.
+static int nl_drained(nl_state *s, ENetHost *h) {
+	if (__atomic_load_n(&nl_rx_used, __ATOMIC_RELAXED) && s->rx != NULL) {
+		if (nl_buffered(s)) return 0;
+		// A batch used up. One datagram that left the socket empty:
+		// the socket is quiet, so it is the last. After more, others
+		// may have come meanwhile: read them now (ENet's next read
+		// takes them), so that one service call answers all it can,
+		// several messages to a peer in one datagram.
+		if (s->rxempty && s->rxn <= 1) return 1;
+		return nl_rx_fill(s, h->socket) == 0;
+	}
+	char b;
+	return recv(h->socket, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static int nl_intercept(ENetHost *h, ENetEvent *ev) {
 	nl_state *s = nl_cur;
 	if (s == NULL) return 0;
@@ -253,12 +365,9 @@ static int nl_intercept(ENetHost *h, ENetEvent *ev) {
 	// enet_host_service returns before sending. The acknowledgements then
 	// leave with the answers, in the same datagrams, at the next service
 	// call or flush.
-	if (s->coalesce && ++s->seen < 256 && messages) {
-		char b;
-		if (recv(h->socket, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			s->saved = h->socket;
-			h->socket = ENET_SOCKET_NULL;
-		}
+	if (s->coalesce && ++s->seen < 256 && messages && nl_drained(s, h)) {
+		s->saved = h->socket;
+		h->socket = ENET_SOCKET_NULL;
 	}
 	return 0;
 }
@@ -289,9 +398,14 @@ nl_state *nl_state_new(ENetHost *h, int cap, const void *cookie) {
 	s->remote = calloc(h->peerCount, 1);
 	s->since = calloc(h->peerCount, sizeof *s->since);
 	s->throttledPeer = calloc(h->peerCount, sizeof *s->throttledPeer);
-	if (s->events == NULL || s->remote == NULL || s->since == NULL || s->throttledPeer == NULL) {
+	s->rx = malloc(sizeof *s->rx);
+	if (s->events == NULL || s->remote == NULL || s->since == NULL || s->throttledPeer == NULL || s->rx == NULL) {
 		nl_state_free(s);
 		return NULL;
+	}
+	for (int i = 0; i < NL_RX; i++) {
+		s->rx->iov[i] = (struct iovec){ .iov_base = s->rx->buf[i], .iov_len = sizeof s->rx->buf[i] };
+		s->rx->msg[i].msg_hdr = (struct msghdr){ .msg_name = &s->rx->from[i], .msg_iov = &s->rx->iov[i], .msg_iovlen = 1 };
 	}
 	s->host = h;
 	s->cap = cap;
@@ -318,6 +432,7 @@ void nl_state_free(nl_state *s) {
 	free(s->remote);
 	free(s->since);
 	free(s->throttledPeer);
+	free(s->rx);
 	free(s);
 }
 
@@ -386,6 +501,7 @@ void nl_flush(ENetHost *h, nl_state *s) {
 void nl_park(nl_state *s, int timeout) {
 	ENetHost *h = s->host;
 	if (s->held) nl_flush(h, s);
+	if (nl_buffered(s)) return;
 	struct pollfd p = { .fd = h->socket, .events = POLLIN };
 	poll(&p, 1, timeout);
 }
@@ -403,6 +519,7 @@ int nl_pump(nl_state *s) {
 	nl_cur = s;
 	nl_release(s);
 	s->seen = 0;
+	s->rxempty = 0; // the socket may have filled since the last call
 	int rc = enet_host_service(h, &ev, 0);
 	// Unless the call went all the way through (0), it may have returned
 	// before its last send: acknowledgements may be waiting.
@@ -426,9 +543,11 @@ int nl_pump(nl_state *s) {
 	return s->n;
 }
 
-// nl_readable reports whether a datagram is waiting on the host's socket.
-int nl_readable(ENetHost *h) {
-	struct pollfd p = { .fd = h->socket, .events = POLLIN };
+// nl_readable reports whether a datagram is waiting on the host's socket, or
+// read and waiting for ENet.
+int nl_readable(nl_state *s) {
+	if (nl_buffered(s)) return 1;
+	struct pollfd p = { .fd = s->host->socket, .events = POLLIN };
 	return poll(&p, 1, 0) > 0;
 }
 

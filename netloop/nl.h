@@ -93,6 +93,13 @@ typedef struct {
 	uint64_t sequenceDrops;        // unreliable messages dropped for NL_SEQUENCE
 
 	nl_totals tot;                 // ENet's counters as of the last pump, taken and reset
+
+	// Batched reads (nl.c's enet_socket_receive): one recvmmsg fills rx,
+	// whose datagrams ENet's receive loop then takes one by one.
+	struct nl_rx *rx;
+	int         rxn, rxpos;        // datagrams in rx, and taken by ENet
+	int         rxempty;           // the recvmmsg that filled rx, in this service call, left the socket empty
+	uint64_t    rxcalls;           // recvmmsg calls that returned datagrams
 } nl_state;
 
 // nl_peer_info is a snapshot of one ENetPeer.
@@ -118,7 +125,7 @@ void      nl_destroy(ENetHost *h, nl_state *s);
 int  nl_pump(nl_state *s);
 void nl_park(nl_state *s, int timeout);
 void nl_flush(ENetHost *h, nl_state *s);
-int  nl_readable(ENetHost *h);
+int  nl_readable(nl_state *s);
 int  nl_half_open(ENetHost *h);
 
 ENetPacket *nl_packet_new(const void *data, size_t len, enet_uint32 flags);

@@ -65,6 +65,7 @@ type Stats struct {
 	Parks         uint64 // times the loop waited on the socket (see WithParkInterval)
 	Spins         uint64 // times the loop polled, idle, and a datagram or command came (see WithSpin)
 	HeldAcks      uint64 // service calls after which acknowledgements waited for the answers (see WithImmediateAcks)
+	Reads         uint64 // system calls that read datagrams, up to 16 each: ReceivedDatagrams/Reads is the batch
 }
 
 // Histogram counts durations in fixed buckets. The loop keeps it without
