@@ -399,12 +399,13 @@ func soakEvent(box <-chan netloop.Event) (netloop.Event, error) {
 var loadConnectTimeout = netloop.WithConnectTimeout(30 * time.Second)
 
 // loadConnectWait is how long a load test waits for its connections:
-// longer than ENet may take to complete or give up a handshake. ENet
-// retransmits a lost CONNECT after 0.5s and doubles the wait each time, so
-// a handshake that lost four datagrams in a row, as may happen while a
-// burst of thousands overflows a socket buffer under -race, completes
-// after more than 15.5s, beyond stepWait; by loadConnectTimeout (30s) it
-// has completed or ended with a Disconnect, which the test reports.
+// until ENet has decided each handshake. ENet retransmits a lost CONNECT
+// or VERIFY_CONNECT after 0.5s and doubles the wait each time, so a
+// handshake that lost datagrams in a row, as may happen while a burst of
+// thousands overflows a socket buffer under -race, completes at 1.5, 3.5,
+// 7.5 or 15.5s, plus however late the loaded loops serve their timers.
+// By loadConnectTimeout (30s) it has completed or ended with a
+// Disconnect, which the test reports as such.
 const loadConnectWait = 35 * time.Second
 
 // echoClient handles a load client host's events: it counts connects,
