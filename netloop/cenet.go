@@ -141,7 +141,7 @@ func (c *chost) serviceFailed() bool {
 // counters of the intercept, the service calls and the packet callback.
 type ccounters struct {
 	heldAcks, wakes, malformed, serviceErrors uint64
-	reads                                     uint64
+	reads, writes                             uint64
 	evicted, refusedFull, refusedAddress      uint64
 	throttled, sequenceDrops                  uint64
 }
@@ -150,8 +150,8 @@ func (c *chost) counters() ccounters {
 	c.check()
 	s := c.s
 	return ccounters{
-		heldAcks: uint64(s.cut), wakes: uint64(s.wakes), malformed: uint64(s.malformed), serviceErrors: uint64(s.serviceErrors),
-		reads:   uint64(s.rxcalls),
+		heldAcks: uint64(s.cut), wakes: uint64(s.wakes), malformed: uint64(s.malformed), serviceErrors: uint64(s.serviceErrors + s.sendErrors),
+		reads: uint64(s.rxcalls), writes: uint64(s.txcalls),
 		evicted: uint64(s.evicted), refusedFull: uint64(s.refusedFull), refusedAddress: uint64(s.refusedAddress),
 		throttled: uint64(s.throttled), sequenceDrops: uint64(s.sequenceDrops),
 	}

@@ -94,19 +94,24 @@
 // exchange costs each side one datagram instead of two.
 // WithImmediateAcks keeps ENet's own behaviour.
 //
-// # Batched reads
+// # Batched reads and sends
 //
 // ENet reads its socket with one recvmsg per datagram, then one more that
-// finds it empty. netloop defines enet_socket_receive itself: the dynamic
-// linker prefers that definition to libenet's for libenet's own calls, and
-// while a netloop host is serviced it reads up to 16 datagrams with one
-// recvmmsg and hands them to ENet one by one, knows without another read
-// which one was the last waiting, and asks the kernel no more once a
-// batch left the socket empty. Other ENet hosts in the process (go-enet's
-// own) read through libenet's function, unchanged. Stats.Reads counts
-// the reads; each host keeps a 66 KB buffer for them. (With a libenet that
-// does not let its symbol be replaced, netloop reads as ENet does and
-// Stats.Reads stays 0.)
+// finds it empty, and sends with one sendmsg per datagram. netloop defines
+// enet_socket_receive and enet_socket_send itself: the dynamic linker
+// prefers them to libenet's for libenet's own calls. While a netloop host
+// is serviced, the first reads up to 16 datagrams with one recvmmsg and
+// hands them to ENet one by one, knows without another read which one was
+// the last waiting, and asks the kernel no more once a batch left the
+// socket empty; the second sends the first datagram of each call at once,
+// as ENet does (a lone answer waits for nothing), and gathers the next
+// ones, a broadcast's or a busy service call's, for sendmmsg, up to 32 at
+// a time, before ENet starts reading and when the call ends. Other ENet
+// hosts in the process (go-enet's own) use libenet's functions,
+// unchanged. Stats.Reads and Stats.Writes count the system calls; each
+// host keeps about 115 KB of buffers for them. (With a libenet that does
+// not let its symbols be replaced, netloop reads and sends as ENet does,
+// and both stay 0.)
 //
 // # Waiting without spinning
 //

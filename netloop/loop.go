@@ -664,7 +664,8 @@ func (l *loop) stats() Stats {
 	s.QueuedCommands = len(l.h.cmds)
 	s.PendingBytes = l.pendingBytes
 	c := l.c.counters()
-	s.Malformed, s.ServiceErrors, s.Wakes, s.HeldAcks, s.Reads = c.malformed, c.serviceErrors, c.wakes, c.heldAcks, c.reads
+	s.Malformed, s.ServiceErrors, s.Wakes, s.HeldAcks = c.malformed, c.serviceErrors, c.wakes, c.heldAcks
+	s.Reads, s.Writes = c.reads, c.writes
 	s.HalfOpen = l.c.halfOpen()
 	s.HalfOpenEvicted = c.evicted
 	s.ConnectsRefused, s.ConnectsRefusedAddress = c.refusedFull, c.refusedAddress

@@ -255,17 +255,23 @@ struct nl_rx {
 
 static int nl_rx_used; // set once this enet_socket_receive has run: interposition works
 
+// nl_libenet returns libenet's definition of name (the next one after
+// netloop's), looked up once into *slot; NULL if there is none.
+static void *nl_libenet(void **slot, const char *name) {
+	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (f == NULL) {
+		f = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
 typedef int (*nl_receive_fn)(ENetSocket, ENetAddress *, ENetBuffer *, size_t);
 
 static int nl_libenet_receive(ENetSocket socket, ENetAddress *address, ENetBuffer *buffers, size_t bufferCount) {
-	static nl_receive_fn next;
-	nl_receive_fn f = __atomic_load_n(&next, __ATOMIC_ACQUIRE);
-	if (f == NULL) {
-		f = (nl_receive_fn)dlsym(RTLD_NEXT, "enet_socket_receive");
-		if (f == NULL) return -1;
-		__atomic_store_n(&next, f, __ATOMIC_RELEASE);
-	}
-	return f(socket, address, buffers, bufferCount);
+	static void *slot;
+	nl_receive_fn f = (nl_receive_fn)nl_libenet(&slot, "enet_socket_receive");
+	return f == NULL ? -1 : f(socket, address, buffers, bufferCount);
 }
 
 // nl_rx_fill reads a batch of datagrams into s->rx, which must be used
@@ -291,12 +297,15 @@ static int nl_rx_fill(nl_state *s, ENetSocket socket) {
 	return n;
 }
 
+static void nl_tx_flush(nl_state *s);
+
 int enet_socket_receive(ENetSocket socket, ENetAddress *address, ENetBuffer *buffers, size_t bufferCount) {
 	nl_state *s = nl_cur;
 	if (s == NULL || s->rx == NULL) return nl_libenet_receive(socket, address, buffers, bufferCount);
 	if (socket == ENET_SOCKET_NULL && s->saved != ENET_SOCKET_NULL) return -1; // the intercept's cut
 	if (socket != s->host->socket) return nl_libenet_receive(socket, address, buffers, bufferCount);
 	if (!nl_rx_used) __atomic_store_n(&nl_rx_used, 1, __ATOMIC_RELAXED);
+	if (s->txn > 0) nl_tx_flush(s); // the send phase's datagrams leave before the read phase
 	struct nl_rx *rx = s->rx;
 	if (s->rxpos == s->rxn) {
 		if (s->rxempty) return 0;
@@ -320,6 +329,93 @@ int enet_socket_receive(ENetSocket socket, ENetAddress *address, ENetBuffer *buf
 		address->port = ENET_NET_TO_HOST_16(rx->from[i].sin_port);
 	}
 	return (int)len;
+}
+
+// Batched sends. ENet sends a datagram per peer per service call, each
+// with a sendmsg. While a netloop host is being serviced on this thread,
+// netloop's own enet_socket_send sends the first datagram of the call
+// into C at once and copies the next ones into s->tx, returning their
+// length as libenet would; the batch leaves with one sendmmsg when it is
+// full, before the service call starts reading (so that what the send
+// phase sent leaves before the read phase, as with ENet), and when the
+// call into C ends (nl_leave). Datagrams above NL_TX_SIZE go out at once,
+// after the batch, in order. As with libenet, a datagram the socket has
+// no room for (EAGAIN) is lost; one the kernel refuses is counted
+// (sendErrors) and the rest still go.
+#define NL_TX 32
+#define NL_TX_SIZE 1500
+
+struct nl_tx {
+	struct mmsghdr msg[NL_TX];
+	struct iovec iov[NL_TX];
+	struct sockaddr_in to[NL_TX];
+	enet_uint8 buf[NL_TX][NL_TX_SIZE];
+};
+
+typedef int (*nl_send_fn)(ENetSocket, const ENetAddress *, const ENetBuffer *, size_t);
+
+static int nl_libenet_send(ENetSocket socket, const ENetAddress *address, const ENetBuffer *buffers, size_t bufferCount) {
+	static void *slot;
+	nl_send_fn f = (nl_send_fn)nl_libenet(&slot, "enet_socket_send");
+	return f == NULL ? -1 : f(socket, address, buffers, bufferCount);
+}
+
+// nl_tx_flush sends the batch.
+static void nl_tx_flush(nl_state *s) {
+	struct nl_tx *tx = s->tx;
+	ENetSocket socket = s->saved != ENET_SOCKET_NULL ? s->saved : s->host->socket;
+	for (int i = 0; i < s->txn;) {
+		// One datagram: sendmsg, which costs less than a batch of one.
+		int n = s->txn - i == 1 ? (sendmsg(socket, &tx->msg[i].msg_hdr, MSG_NOSIGNAL) < 0 ? -1 : 1)
+		                        : sendmmsg(socket, &tx->msg[i], (unsigned)(s->txn - i), MSG_NOSIGNAL);
+		s->txcalls++;
+		if (n > 0) {
+			i += n;
+			continue;
+		}
+		if (errno == EINTR) continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) s->sendErrors++;
+		i++; // lost, as with libenet
+	}
+	s->txn = 0;
+}
+
+int enet_socket_send(ENetSocket socket, const ENetAddress *address, const ENetBuffer *buffers, size_t bufferCount) {
+	nl_state *s = nl_cur;
+	if (s == NULL || s->tx == NULL || address == NULL || socket == ENET_SOCKET_NULL || socket != s->host->socket) {
+		return nl_libenet_send(socket, address, buffers, bufferCount);
+	}
+	size_t len = 0;
+	for (size_t b = 0; b < bufferCount; b++) len += buffers[b].dataLength;
+	if (len > NL_TX_SIZE || !s->txsent) {
+		// The first datagram of a call into C leaves at once, as libenet
+		// sends it: a lone answer waits for nothing, not even a copy into
+		// a cold buffer (which cost a microsecond of ping-pong latency).
+		// So does one too large for a slot, after the batch.
+		if (s->txn > 0) nl_tx_flush(s);
+		s->txsent = 1;
+		s->txcalls++;
+		return nl_libenet_send(socket, address, buffers, bufferCount);
+	}
+	if (s->txn == NL_TX) nl_tx_flush(s);
+	struct nl_tx *tx = s->tx;
+	int i = s->txn++;
+	enet_uint8 *to = tx->buf[i];
+	for (size_t b = 0; b < bufferCount; b++) {
+		memcpy(to, buffers[b].data, buffers[b].dataLength);
+		to += buffers[b].dataLength;
+	}
+	tx->iov[i].iov_len = len;
+	tx->to[i] = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = ENET_HOST_TO_NET_16(address->port), .sin_addr.s_addr = address->host };
+	tx->msg[i].msg_hdr.msg_namelen = sizeof tx->to[i];
+	return (int)len;
+}
+
+// nl_leave ends a call into C that set nl_cur: what was batched leaves.
+static void nl_leave(nl_state *s) {
+	if (s->txn > 0) nl_tx_flush(s);
+	s->txsent = 0;
+	nl_cur = NULL;
 }
 
 // nl_buffered reports whether datagrams read by the last recvmmsg wait
@@ -399,13 +495,18 @@ nl_state *nl_state_new(ENetHost *h, int cap, const void *cookie) {
 	s->since = calloc(h->peerCount, sizeof *s->since);
 	s->throttledPeer = calloc(h->peerCount, sizeof *s->throttledPeer);
 	s->rx = malloc(sizeof *s->rx);
-	if (s->events == NULL || s->remote == NULL || s->since == NULL || s->throttledPeer == NULL || s->rx == NULL) {
+	s->tx = malloc(sizeof *s->tx);
+	if (s->events == NULL || s->remote == NULL || s->since == NULL || s->throttledPeer == NULL || s->rx == NULL || s->tx == NULL) {
 		nl_state_free(s);
 		return NULL;
 	}
 	for (int i = 0; i < NL_RX; i++) {
 		s->rx->iov[i] = (struct iovec){ .iov_base = s->rx->buf[i], .iov_len = sizeof s->rx->buf[i] };
 		s->rx->msg[i].msg_hdr = (struct msghdr){ .msg_name = &s->rx->from[i], .msg_iov = &s->rx->iov[i], .msg_iovlen = 1 };
+	}
+	for (int i = 0; i < NL_TX; i++) {
+		s->tx->iov[i] = (struct iovec){ .iov_base = s->tx->buf[i] };
+		s->tx->msg[i].msg_hdr = (struct msghdr){ .msg_name = &s->tx->to[i], .msg_iov = &s->tx->iov[i], .msg_iovlen = 1 };
 	}
 	s->host = h;
 	s->cap = cap;
@@ -433,6 +534,7 @@ void nl_state_free(nl_state *s) {
 	free(s->since);
 	free(s->throttledPeer);
 	free(s->rx);
+	free(s->tx);
 	free(s);
 }
 
@@ -443,7 +545,7 @@ void nl_destroy(ENetHost *h, nl_state *s) {
 	nl_release(s);
 	h->intercept = NULL;
 	enet_host_destroy(h);
-	nl_cur = NULL;
+	nl_leave(s);
 	nl_state_free(s);
 }
 
@@ -492,7 +594,7 @@ static void nl_take_totals(ENetHost *h, nl_state *s) {
 void nl_flush(ENetHost *h, nl_state *s) {
 	nl_cur = s;
 	enet_host_flush(h);
-	nl_cur = NULL;
+	nl_leave(s);
 	s->held = 0;
 }
 
@@ -538,7 +640,7 @@ int nl_pump(nl_state *s) {
 		if (s->n == s->cap) break;
 		rc = enet_host_check_events(h, &ev);
 	}
-	nl_cur = NULL;
+	nl_leave(s);
 	nl_take_totals(h, s);
 	return s->n;
 }
@@ -642,7 +744,7 @@ void nl_peer_disconnect(ENetHost *h, nl_state *s, enet_uint16 idx, nl_how how, e
 	case NL_RESET: enet_peer_reset(p); break;
 	}
 	s->dropping = 0;
-	nl_cur = NULL;
+	nl_leave(s);
 }
 
 void nl_peer_info_get(ENetHost *h, enet_uint16 idx, nl_peer_info *o) {

@@ -100,6 +100,14 @@ typedef struct {
 	int         rxn, rxpos;        // datagrams in rx, and taken by ENet
 	int         rxempty;           // the recvmmsg that filled rx, in this service call, left the socket empty
 	uint64_t    rxcalls;           // recvmmsg calls that returned datagrams
+
+	// Batched sends (nl.c's enet_socket_send): datagrams ENet sends are
+	// copied into tx and leave together, with sendmmsg.
+	struct nl_tx *tx;
+	int         txn;               // datagrams in tx
+	int         txsent;            // a datagram has left in this call into C
+	uint64_t    txcalls;           // sendmmsg calls
+	uint64_t    sendErrors;        // datagrams the kernel refused to send (not EAGAIN)
 } nl_state;
 
 // nl_peer_info is a snapshot of one ENetPeer.

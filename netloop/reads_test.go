@@ -49,3 +49,36 @@ func TestBatchedReads(t *testing.T) {
 		t.Fatalf("%d datagrams in %d reads: want batches", st.ReceivedDatagrams, st.Reads)
 	}
 }
+
+// TestBatchedSends: a broadcast to many peers leaves in few system calls
+// (netloop's enet_socket_send batches datagrams for sendmmsg), and every
+// peer gets it.
+func TestBatchedSends(t *testing.T) {
+	const n = 40
+	srv := start(t, "127.0.0.1:0", netloop.WithPeers(n), netloop.WithPerAddressLimit(n))
+	cli := start(t, "", netloop.WithPeers(n))
+	cps := make(map[netloop.Peer]bool)
+	for i := range n {
+		cps[dial(t, cli, srv, 1, uint32(i))] = true
+		expect(t, srv, netloop.EventConnect)
+	}
+	before := stats(t, srv)
+	const rounds = 5
+	for r := range rounds {
+		if err := srv.Broadcast(ctx(t), 0, seqMsg(0, uint32(r), 100), netloop.Reliable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n * rounds {
+		ev := expect(t, cli, netloop.EventReceive)
+		if !cps[ev.Peer] {
+			t.Fatalf("message for %v, not one of the client's peers", ev.Peer)
+		}
+	}
+	after := stats(t, srv)
+	sent, writes := after.SentDatagrams-before.SentDatagrams, after.Writes-before.Writes
+	t.Logf("%d datagrams in %d writes", sent, writes)
+	if sent < n || writes == 0 || writes*2 > sent {
+		t.Fatalf("%d datagrams in %d writes: want batches", sent, writes)
+	}
+}

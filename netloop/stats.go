@@ -59,13 +59,14 @@ type Stats struct {
 	Service   Histogram
 
 	Malformed     uint64 // datagrams failing the intercept's header scan
-	ServiceErrors uint64 // enet_host_service failures (e.g. a datagram over 4096 bytes on 1.3.17)
+	ServiceErrors uint64 // enet_host_service failures (e.g. a datagram over 4096 bytes on 1.3.17), and datagrams the kernel refused to send
 	Wakes         uint64 // wake-up datagrams consumed
 	Iterations    uint64 // loop iterations
 	Parks         uint64 // times the loop waited on the socket (see WithParkInterval)
 	Spins         uint64 // times the loop polled, idle, and a datagram or command came (see WithSpin)
 	HeldAcks      uint64 // service calls after which acknowledgements waited for the answers (see WithImmediateAcks)
 	Reads         uint64 // system calls that read datagrams, up to 16 each: ReceivedDatagrams/Reads is the batch
+	Writes        uint64 // system calls that sent datagrams, up to 32 each: SentDatagrams/Writes is the batch
 }
 
 // Histogram counts durations in fixed buckets. The loop keeps it without
