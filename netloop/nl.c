@@ -242,8 +242,10 @@ static int nl_scan(nl_state *s, ENetHost *h) {
 // one per call; once a batch that left the socket empty is used up, it
 // answers "nothing more" without asking the kernel again. It also tells
 // the intercept, with no extra read, when a datagram is the last one
-// waiting. Every other call (another library's hosts, go-enet's, or a
-// libenet that does not let its symbol be interposed) goes to libenet's.
+// waiting. Every other call (another library's hosts, go-enet's) goes to
+// libenet's. Both definitions are weak: linked with a static libenet,
+// whose own win, netloop reads and sends as ENet does (the intercept then
+// peeks), instead of failing to link.
 #define NL_RX 16
 
 struct nl_rx {
@@ -299,7 +301,7 @@ static int nl_rx_fill(nl_state *s, ENetSocket socket) {
 
 static void nl_tx_flush(nl_state *s);
 
-int enet_socket_receive(ENetSocket socket, ENetAddress *address, ENetBuffer *buffers, size_t bufferCount) {
+__attribute__((weak)) int enet_socket_receive(ENetSocket socket, ENetAddress *address, ENetBuffer *buffers, size_t bufferCount) {
 	nl_state *s = nl_cur;
 	if (s == NULL || s->rx == NULL) return nl_libenet_receive(socket, address, buffers, bufferCount);
 	if (socket == ENET_SOCKET_NULL && s->saved != ENET_SOCKET_NULL) return -1; // the intercept's cut
@@ -380,7 +382,7 @@ static void nl_tx_flush(nl_state *s) {
 	s->txn = 0;
 }
 
-int enet_socket_send(ENetSocket socket, const ENetAddress *address, const ENetBuffer *buffers, size_t bufferCount) {
+__attribute__((weak)) int enet_socket_send(ENetSocket socket, const ENetAddress *address, const ENetBuffer *buffers, size_t bufferCount) {
 	nl_state *s = nl_cur;
 	if (s == NULL || s->tx == NULL || address == NULL || socket == ENET_SOCKET_NULL || socket != s->host->socket) {
 		return nl_libenet_send(socket, address, buffers, bufferCount);
