@@ -67,23 +67,11 @@ func TestDeadNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	dir := openDirectory(t, url)
 	ctx := context.Background()
-	kv := func(kind string) jetstream.KeyValue {
-		b, err := js.KeyValue(ctx, "enetkit-"+kind)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	mustPut(t, kv("nodes"), "ghost", `{"id":"ghost","addr":"127.0.0.1:1"}`)
-	mustPut(t, kv("users"), "gus", `{"node":"ghost","session":1}`)
-	mustPut(t, kv("groups"), memberKey("room", "gus"), "ghost")
+	mustPut(t, dir.get("nodes"), "ghost", `{"id":"ghost","addr":"127.0.0.1:1"}`)
+	mustPut(t, dir.get("users"), "gus", `{"node":"ghost","session":1}`)
+	mustPut(t, dir.get("groups"), memberKey("room", "gus"), "ghost")
 
 	a.expectEvent(t, NodeJoined, "ghost")
 	// The three buckets are watched apart: wait for the group and the binding.
@@ -118,8 +106,45 @@ func TestDeadNode(t *testing.T) {
 	}
 	// a, the lowest live node, cleans the directory.
 	netlooptest.Eventually(t, "directory clean", func() bool {
-		return !hasKey(t, kv("users"), "gus") && !hasKey(t, kv("groups"), memberKey("room", "gus")) && !hasKey(t, kv("nodes"), "ghost")
+		return !hasKey(t, dir.get("users"), "gus") && !hasKey(t, dir.get("groups"), memberKey("room", "gus")) && !hasKey(t, dir.get("nodes"), "ghost")
 	})
+}
+
+// directory finds the cluster directory's key-value buckets by name ("nodes"
+// is enetkit-nodes), over a NATS connection of the test's own, closed when
+// the test ends.
+type directory struct {
+	t  *testing.T
+	js jetstream.JetStream
+}
+
+func openDirectory(t *testing.T, url string) directory {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return directory{t, js}
+}
+
+// find returns bucket name, or an error while it does not exist.
+func (b directory) find(name string) (jetstream.KeyValue, error) {
+	return b.js.KeyValue(context.Background(), "enetkit-"+name)
+}
+
+// get returns bucket name, failing the test if it does not exist.
+func (b directory) get(name string) jetstream.KeyValue {
+	b.t.Helper()
+	kv, err := b.find(name)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return kv
 }
 
 func mustPut(t *testing.T, kv jetstream.KeyValue, key, val string) {
@@ -397,21 +422,9 @@ func TestPurgeByAnotherNode(t *testing.T) {
 	_, url := clustertest.StartNATS(t, 0)
 	a := startNode(t, url, "a")
 	room, _ := a.Group("room")
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	dir := openDirectory(t, url)
 	ctx := context.Background()
-	groups, err := js.KeyValue(ctx, "enetkit-groups")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes, err := js.KeyValue(ctx, "enetkit-nodes")
-	if err != nil {
-		t.Fatal(err)
-	}
+	groups, nodes := dir.get("groups"), dir.get("nodes")
 	mustPut(t, nodes, "ghost", `{"id":"ghost","addr":"127.0.0.1:1"}`)
 	mustPut(t, groups, memberKey("room", "gus"), "ghost")
 	a.expectEvent(t, NodeJoined, "ghost")

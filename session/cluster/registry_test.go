@@ -1,14 +1,12 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"net"
 	"testing"
 
 	"github.com/enetkit/enetkit/netloop/netlooptest"
 	"github.com/enetkit/enetkit/session/cluster/clustertest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -92,20 +90,12 @@ func TestRegistry(t *testing.T) {
 func TestRegistryDeadNode(t *testing.T) {
 	_, url := clustertest.StartNATS(t, 0)
 	_, ra := registryNode(t, url, "a")
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	nodes, err := js.KeyValue(ctx, "enetkit-nodes")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := openDirectory(t, url)
+	nodes := dir.get("nodes")
 	var things jetstream.KeyValue
 	netlooptest.Eventually(t, "registry bucket", func() bool {
-		things, err = js.KeyValue(ctx, "enetkit-reg-things")
+		var err error
+		things, err = dir.find("reg-things")
 		return err == nil
 	})
 	mustPut(t, nodes, "ghost", `{"id":"ghost","addr":"127.0.0.1:1"}`)

@@ -46,6 +46,20 @@ func seats(t *testing.T, f *fixture, id string, n int) room.Info {
 	return info
 }
 
+// joinAt has a new player join a counter room (with params) at node at
+// and waits until node seen's directory lists it with that one seat
+// taken; it returns the room's ID.
+func joinAt(t *testing.T, at, seen *fixture, params map[string]string) string {
+	t.Helper()
+	p := dial(t, newHost(t), at.addr, "p1")
+	j, err := p.Join(ctxT(t), room.JoinMsg{Kind: "counter", Params: params, Meta: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seats(t, seen, j.Room, 1)
+	return j.Room
+}
+
 // A player that connects to node a and joins by kind is sent to the open
 // room on node b, gets its seat there, plays, and reconnects to b; when
 // that room is full, a join at a opens a room at a.
@@ -121,12 +135,7 @@ func TestClusterReservationExpires(t *testing.T) {
 	_, url := clustertest.StartNATS(t, 0)
 	a := startNode(t, url, "a")
 	b := startNode(t, url, "b", room.WithReservation(300*time.Millisecond))
-	p1 := dial(t, newHost(t), b.addr, "p1")
-	j1, err := p1.Join(ctxT(t), room.JoinMsg{Kind: "counter", Params: map[string]string{"max": "2"}, Meta: pass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seats(t, a, j1.Room, 1)
+	id := joinAt(t, b, a, map[string]string{"max": "2"})
 
 	// A player that does not follow its redirect.
 	r := rawDial(t, a.addr)
@@ -138,7 +147,7 @@ func TestClusterReservationExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	rd := next(t, r, room.Redirect)
-	if rd.Req != 7 || rd.Room != j1.Room || rd.Node != "b" || rd.Addr != b.addr || rd.Ticket == "" || rd.TTLMillis != 300 {
+	if rd.Req != 7 || rd.Room != id || rd.Node != "b" || rd.Addr != b.addr || rd.Ticket == "" || rd.TTLMillis != 300 {
 		t.Fatalf("redirect %+v", rd)
 	}
 	// The reservation was made before the redirect was sent.
@@ -156,7 +165,7 @@ func TestClusterReservationExpires(t *testing.T) {
 		list := b.srv.List("counter")
 		return len(list) == 1 && list[0].Members == 1
 	})
-	seats(t, a, j1.Room, 1)
+	seats(t, a, id, 1)
 	late := rawDial(t, b.addr)
 	if err := room.Hello.Send(ctxT(t), late, room.HelloMsg{Name: "late"}); err != nil {
 		t.Fatal(err)
@@ -174,17 +183,12 @@ func TestClusterReservationExpires(t *testing.T) {
 func TestClusterNodeGone(t *testing.T) {
 	_, url := clustertest.StartNATS(t, 0)
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
-	p1 := dial(t, newHost(t), b.addr, "p1")
-	j1, err := p1.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seats(t, a, j1.Room, 1)
+	id := joinAt(t, b, a, nil)
 	if err := b.stop(); err != nil {
 		t.Fatal(err)
 	}
 	netlooptest.Eventually(t, "b's room gone from a's directory", func() bool {
-		_, ok := listed(a, j1.Room)
+		_, ok := listed(a, id)
 		return !ok
 	})
 	// A join at a no longer goes to b.
@@ -201,12 +205,7 @@ func TestClusterNodeGone(t *testing.T) {
 func TestClusterNATSDown(t *testing.T) {
 	ns, url := clustertest.StartNATS(t, 0)
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
-	p1 := dial(t, newHost(t), b.addr, "p1")
-	j1, err := p1.Join(ctxT(t), room.JoinMsg{Kind: "counter", Meta: pass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seats(t, a, j1.Room, 1)
+	id := joinAt(t, b, a, nil)
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	netlooptest.Eventually(t, "a off the cluster", func() bool { return !a.srv.Node().Live() })
@@ -216,7 +215,7 @@ func TestClusterNATSDown(t *testing.T) {
 		t.Fatalf("p2 joined %+v, %v; want a room of a", j2, err)
 	}
 	p3 := dial(t, newHost(t), a.addr, "p3")
-	_, err = p3.Join(ctxT(t), room.JoinMsg{Room: j1.Room, Meta: pass})
+	_, err = p3.Join(ctxT(t), room.JoinMsg{Room: id, Meta: pass})
 	if !errors.Is(err, client.ErrRefused) || !strings.Contains(err.Error(), cluster.ErrUnavailable.Error()) {
 		t.Fatalf("join of b's room while NATS is down: %v", err)
 	}
